@@ -1,0 +1,34 @@
+package exec
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exec replaces the current process with path (execve): the command keeps the
+// PID, receives signals directly and its exit status is the process's. It
+// returns only on failure. The limits are checked first (with path counted,
+// as the kernel does) so that an oversized environment fails with the names
+// of its largest variables rather than a bare E2BIG.
+//
+// Errors map like a shell's: ENOENT is ErrNotFound (127), E2BIG ErrTooLarge,
+// every other failure ErrNotExecutable (126: EACCES, ENOEXEC, EISDIR,
+// ETXTBSY, ...).
+func Exec(path string, argv, envp []string) error {
+	if err := CheckLimitsPath(path, argv, envp); err != nil {
+		return err
+	}
+	err := unix.Exec(path, argv, envp)
+	var class error
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		class = ErrNotFound
+	case errors.Is(err, unix.E2BIG):
+		class = ErrTooLarge
+	default:
+		class = ErrNotExecutable
+	}
+	return fmt.Errorf("%w: exec %s: %w", class, path, err)
+}

@@ -1,0 +1,122 @@
+package exec
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's numbers (fs/exec.c, include/uapi/linux/limits.h):
+// MAX_ARG_STRLEN is 32 pages per string, NUL included; ARG_MAX (32 pages) is
+// the floor of the total budget and _STK_LIM*3/4 its ceiling; in between the
+// budget is a quarter of the soft RLIMIT_STACK in force at execve time.
+const (
+	stkLim  = 8 << 20
+	ptrSize = int(unsafe.Sizeof(uintptr(0)))
+)
+
+// MaxArgStrlen is the largest argv or envp string execve accepts, counting
+// its terminating NUL: 131072 with 4 KiB pages.
+func MaxArgStrlen() int { return 32 * os.Getpagesize() }
+
+// ArgMax is the live budget for all argv and envp strings (with their NULs)
+// plus one pointer per string, as execve(2) describes it. It reads
+// RLIMIT_STACK now, because `ulimit -s` in the parent changes it.
+func ArgMax() int {
+	floor := 32 * os.Getpagesize()
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &rl); err != nil {
+		return floor // the kernel never gives less
+	}
+	limit := uint64(stkLim / 4 * 3)
+	if rl.Cur/4 < limit { // RLIM_INFINITY is the largest uint64, so this also covers it
+		limit = rl.Cur / 4
+	}
+	if limit < uint64(floor) {
+		limit = uint64(floor)
+	}
+	return int(limit)
+}
+
+// CheckLimits fails with ErrTooLarge when execve would fail with E2BIG, so the
+// user gets the names of the variables responsible instead of a bare
+// "argument list too long". Only names and sizes are reported, never values.
+func CheckLimits(argv, envp []string) error {
+	return checkLimits("", argv, envp, MaxArgStrlen(), ArgMax())
+}
+
+// CheckLimitsPath is CheckLimits that also counts path: the kernel copies the
+// file name onto the new stack next to the strings (Exec uses it).
+func CheckLimitsPath(path string, argv, envp []string) error {
+	return checkLimits(path, argv, envp, MaxArgStrlen(), ArgMax())
+}
+
+type sized struct {
+	name string
+	size int // bytes including the NUL
+}
+
+func envName(kv string) string {
+	name, _, _ := strings.Cut(kv, "=")
+	return name
+}
+
+// largest describes up to three of the biggest entries, biggest first, ties
+// by name so the message is stable.
+func largest(s []sized) string {
+	sort.SliceStable(s, func(i, j int) bool {
+		if s[i].size != s[j].size {
+			return s[i].size > s[j].size
+		}
+		return s[i].name < s[j].name
+	})
+	if len(s) > 3 {
+		s = s[:3]
+	}
+	parts := make([]string, len(s))
+	for i, e := range s {
+		parts[i] = fmt.Sprintf("%s (%d bytes)", e.name, e.size)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func checkLimits(path string, argv, envp []string, maxStr, argMax int) error {
+	var tooLong []sized
+	total := 0
+	if path != "" {
+		total += len(path) + 1
+	}
+	for i, a := range argv {
+		n := len(a) + 1
+		total += n
+		if n > maxStr {
+			tooLong = append(tooLong, sized{fmt.Sprintf("argument %d", i), n})
+		}
+	}
+	vars := make([]sized, 0, len(envp))
+	for _, kv := range envp {
+		n := len(kv) + 1
+		total += n
+		e := sized{fmt.Sprintf("%q", envName(kv)), n}
+		vars = append(vars, e)
+		if n > maxStr {
+			tooLong = append(tooLong, e)
+		}
+	}
+	if len(tooLong) > 0 {
+		return fmt.Errorf("%w: %s over the limit of %d bytes per KEY=VALUE string (NUL included)",
+			ErrTooLarge, largest(tooLong), maxStr)
+	}
+	// The kernel counts at least one argv pointer even for an empty argv.
+	ptrs := max(len(argv), 1) + len(envp)
+	total += ptrs * ptrSize
+	if total > argMax {
+		return fmt.Errorf("%w: arguments and environment need %d bytes, the limit is %d (a quarter of the stack limit); largest variables: %s",
+			ErrTooLarge, total, argMax, largest(vars))
+	}
+	return nil
+}

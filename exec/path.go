@@ -1,0 +1,92 @@
+package exec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPath is searched when envp has no PATH at all. Images FROM scratch
+// often set none; this is the common tail of the PATH every distribution's
+// login shell sets, without sbin directories, which hold admin tools rather
+// than application entrypoints. A PATH that is present but empty is taken
+// literally: it lists no directory.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// LookPath finds file the way a shell would after exporting envp: a name with
+// a '/' is used as given; otherwise every absolute directory of envp's PATH
+// is tried in order. Empty and relative entries are skipped because they mean
+// "the current directory", and a wrapper that runs whatever sits in the
+// working directory under a secret-laden environment is a trap.
+//
+// Like bash and dash, a match that is not executable (or is a directory)
+// does not stop the search; if nothing executable turns up, the first such
+// match gives ErrNotExecutable (exit 126), and no match at all ErrNotFound
+// (exit 127).
+func LookPath(file string, envp []string) (string, error) {
+	if file == "" {
+		return "", fmt.Errorf("%w: empty command name", ErrNotFound)
+	}
+	if strings.ContainsRune(file, '/') {
+		if err := executable(file); err != nil {
+			return "", err
+		}
+		return file, nil
+	}
+	path, ok := lookupEnv(envp, "PATH")
+	if !ok {
+		path = DefaultPath
+	}
+	var firstBad error
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, file)
+		err := executable(p)
+		if err == nil {
+			return p, nil
+		}
+		if errors.Is(err, ErrNotExecutable) && firstBad == nil {
+			firstBad = err
+		}
+	}
+	if firstBad != nil {
+		return "", firstBad
+	}
+	return "", fmt.Errorf("%w: %q in PATH %q", ErrNotFound, file, path)
+}
+
+// lookupEnv returns the first value of name, as getenv would.
+func lookupEnv(envp []string, name string) (string, bool) {
+	for _, kv := range envp {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// executable classifies p: nil, ErrNotFound, or ErrNotExecutable.
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+			return fmt.Errorf("%w: %s", ErrNotFound, p)
+		}
+		return fmt.Errorf("%w: %s: %w", ErrNotExecutable, p, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%w: %s is a directory", ErrNotExecutable, p)
+	}
+	// AT_EACCESS asks with the effective IDs, which execve uses; root passes
+	// only when some execute bit is set, as execve demands.
+	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Errorf("%w: %s: permission denied", ErrNotExecutable, p)
+	}
+	return nil
+}
