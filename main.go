@@ -1,0 +1,246 @@
+// Command phase-shim gathers secrets (from Phase and from files), checks and
+// cleans their names, merges them into the environment and execve's the real
+// command, which keeps the shim's PID and receives signals directly.
+//
+// This file holds the command line; main_run.go the pipeline, main_log.go
+// the stderr logger, main_check.go the report of `check`.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Globals are the flags shared by run, check and export. They live on the
+// root node rather than on the run command so that `phase-shim --env-file x
+// check` and `phase-shim check --env-file x` both work (kong rejects flags of
+// a default command when another command is named).
+type Globals struct {
+	// Phase. The token itself is deliberately not a flag: it would show in ps.
+	TokenFile      string        `name:"token-file" env:"PHASE_SERVICE_TOKEN_FILE" placeholder:"PATH" group:"phase" help:"Read the Phase token from this file (Docker/Kubernetes secret mounts). The token is otherwise taken from PHASE_SERVICE_TOKEN, never from a flag. Phase is a source whenever a token is given."`
+	Host           string        `name:"host" env:"PHASE_HOST" default:"https://console.phase.dev" placeholder:"URL" group:"phase" help:"Phase origin, for self-hosted Phase."`
+	AppID          string        `name:"app-id" env:"PHASE_APP_ID" placeholder:"ID" group:"phase" help:"Application by id (default: appId of .phase.json)."`
+	App            string        `name:"app" env:"PHASE_APP" placeholder:"NAME" group:"phase" help:"Application by name (exact, case-insensitive; else a unique substring)."`
+	Env            string        `name:"env" env:"PHASE_ENV" placeholder:"NAME" group:"phase" help:"Environment: exact case-insensitive match, else a unique substring (prod matches Production). Default: defaultEnv of .phase.json, else Development."`
+	Path           string        `name:"path" env:"PHASE_PATH" default:"/" placeholder:"P" group:"phase" help:"Folder to read; --path \"\" reads every folder."`
+	Tags           []string      `name:"tags" env:"PHASE_TAGS" placeholder:"a,b" group:"phase" help:"Keep only secrets carrying any of these tags (case-insensitive, _ matches a space)."`
+	References     string        `name:"references" env:"PHASE_SHIM_REFERENCES" enum:"strict,lenient,raw" default:"strict" placeholder:"MODE" group:"phase" help:"Phase $${KEY} references: strict (unresolvable is an error), lenient (keep the text, warn), raw (no resolution). One of: ${enum}."`
+	GenerateLeases bool          `name:"generate-leases" env:"PHASE_SHIM_GENERATE_LEASES" group:"phase" help:"Mint leases for dynamic secrets (off by default: a crash loop would mint one per restart)."`
+	LeaseTTL       time.Duration `name:"lease-ttl" env:"PHASE_SHIM_LEASE_TTL" placeholder:"D" group:"phase" help:"Lifetime of a generated lease (server default when unset)."`
+	CAFile         string        `name:"ca-file" env:"PHASE_CA_FILE" placeholder:"PATH" group:"phase" help:"Extra PEM root certificates (private CA of a self-hosted Phase). SSL_CERT_FILE is honoured too."`
+	VerifySSL      bool          `name:"verify-ssl" env:"PHASE_VERIFY_SSL" default:"true" negatable:"" group:"phase" help:"Verify the server's certificate. --verify-ssl=false is for development only."`
+	Timeout        time.Duration `name:"timeout" env:"PHASE_SHIM_TIMEOUT" default:"30s" placeholder:"D" group:"phase" help:"Deadline for gathering all secrets, retries included."`
+
+	// Files. PHASE_SHIM_ENV_FILES is read by hand: kong would split the flag
+	// on commas too, and a path may hold one.
+	EnvFiles []string `name:"env-file" sep:"none" placeholder:"PATH" group:"files" help:"Read secrets from a file (repeatable; env: PHASE_SHIM_ENV_FILES, comma-separated). A flat JSON object of strings when the file starts with {, else dotenv (docker compose dialect). Later files override earlier ones and Phase."`
+
+	// Names.
+	InvalidKeys string `name:"invalid-keys" env:"PHASE_SHIM_INVALID_KEYS" enum:"sanitize,error,skip,keep" default:"sanitize" placeholder:"MODE" group:"names" help:"Keys that are not portable names ([A-Za-z_][A-Za-z0-9_]*): sanitize (SECRET_KEY? becomes SECRET_KEY_, reported), error (exit 65), skip (drop, reported), keep (pass any name execve can carry)."`
+
+	// Environment.
+	PreserveEnv bool `name:"preserve-env" env:"PHASE_SHIM_PRESERVE_ENV" group:"environment" help:"A variable already set in the environment keeps its value; the secret is dropped and reported."`
+	KeepToken   bool `name:"keep-token" env:"PHASE_SHIM_KEEP_TOKEN" group:"environment" help:"Leave PHASE_SERVICE_TOKEN and PHASE_SERVICE_TOKEN_FILE in the command's environment (removed by default)."`
+
+	// Output.
+	Quiet     bool   `name:"quiet" short:"q" xor:"verbosity" group:"output" help:"Print errors only."`
+	Verbose   bool   `name:"verbose" short:"v" xor:"verbosity" group:"output" help:"Print debug lines (requests, sources; never values)."`
+	Log       string `name:"log" env:"PHASE_SHIM_LOG" enum:"quiet,info,debug" default:"info" placeholder:"LEVEL" group:"output" help:"Verbosity when neither -q nor -v is given: ${enum}."`
+	LogFormat string `name:"log-format" env:"PHASE_SHIM_LOG_FORMAT" enum:"text,json" default:"text" placeholder:"F" group:"output" help:"stderr format: text, or json (one object per line, for CloudWatch/Loki)."`
+}
+
+// RunCmd is the default command. passthrough:"partial" makes kong stop at the
+// command's first word, so the wrapped command's own flags reach it untouched.
+type RunCmd struct {
+	Command []string `arg:"" optional:"" name:"command" passthrough:"partial" help:"The command to run, and its arguments."`
+}
+
+// CheckCmd does everything but exec. The command is optional: given, its
+// lookup and the argv size are checked as well.
+type CheckCmd struct {
+	Output  string   `name:"output" short:"o" enum:"table,json" default:"table" placeholder:"F" help:"Report format: table or json."`
+	Command []string `arg:"" optional:"" name:"command" passthrough:"partial" help:"Optional: also check that this command would be found and fits the kernel limits."`
+}
+
+// ExportCmd prints the merged secrets for another consumer.
+type ExportCmd struct {
+	Format string `name:"format" short:"f" env:"PHASE_SHIM_EXPORT_FORMAT" enum:"dotenv,json,shell,docker" default:"dotenv" placeholder:"F" help:"dotenv, json (both read back by --env-file), shell (for sh/bash: . <(phase-shim export --format shell)) or docker (docker run --env-file; refuses values with a newline)."`
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// CLI is the whole command line.
+type CLI struct {
+	Globals
+
+	Run     RunCmd     `cmd:"" default:"withargs" help:"Gather secrets, check them, and exec COMMAND with them (the default: phase-shim [flags] -- COMMAND ARG...)."`
+	Check   CheckCmd   `cmd:"" help:"Do everything except exec and print a report: key, source, action, value size. Never prints a value. Exits non-zero exactly when run would fail."`
+	Export  ExportCmd  `cmd:"" help:"Print the merged secrets to stdout in a format another tool reads back."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+const description = `phase-shim [flags] [--] COMMAND [ARG...]
+
+Fetch secrets from Phase (end-to-end encrypted) and/or files, check their
+names, and exec COMMAND with them in its environment: same PID, signals and
+exit status go straight to COMMAND. No shell, nothing written to disk.
+
+  PHASE_SERVICE_TOKEN=pss_service:v2:... phase-shim --app-id ID --env production -- node index.js
+  phase-shim --env-file .env -- ./server --port 8080
+  phase-shim check --env-file .env          # what would be injected (never values)
+
+Every flag also reads the environment variable shown next to it; a flag wins.
+Exit codes: 64 usage, 65 bad data (names, NUL, sizes, files, references),
+69 Phase unavailable, 76 protocol/tampering, 77 token rejected, 78 configuration
+(e.g. no source), 126 not executable, 127 not found; COMMAND never starts then.`
+
+// tokenVars are the variables that may carry the token; they are removed
+// from the command's environment unless --keep-token.
+var tokenVars = []string{"PHASE_SERVICE_TOKEN", "PHASE_SERVICE_TOKEN_FILE"}
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError marks kong's own errors (unknown flag, bad enum value, ...).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Main runs phase-shim with args (without the program name) and returns the
+// exit status. On success `run` does not return: the process is replaced.
+func Main(args []string, stdout, stderr io.Writer) int {
+	var cli CLI
+	helpExit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("phase-shim"),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		// --help must not os.Exit from inside the parser: Main returns codes.
+		kong.Exit(func(code int) { helpExit = code; panic(helpExitPanic{}) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
+		kong.ExplicitGroups([]kong.Group{
+			{Key: "phase", Title: "Phase (a source when PHASE_SERVICE_TOKEN or --token-file is given):"},
+			{Key: "files", Title: "Files:"},
+			{Key: "names", Title: "Names:"},
+			{Key: "environment", Title: "Environment:"},
+			{Key: "output", Title: "Output:"},
+		}),
+		kong.Vars{"version": version},
+	)
+	if err != nil {
+		// A broken struct tag: a programming error, caught by every test.
+		fmt.Fprintf(stderr, "phase-shim: internal error: %v\n", err)
+		return 70
+	}
+
+	kctx, err := parseArgs(parser, args, &helpExit)
+	if helpExit >= 0 {
+		return helpExit
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "phase-shim: error: %v\n", err)
+		fmt.Fprintln(stderr, "phase-shim: run 'phase-shim --help' for usage")
+		return 64
+	}
+
+	log := newLogger(stderr, &cli.Globals)
+	var code int
+	switch kctx.Command() {
+	case "version":
+		code = cmdVersion(stdout)
+	case "check", "check <command>":
+		code = cmdCheck(&cli, log, stdout)
+	case "export":
+		code = cmdExport(&cli, log, stdout)
+	default:
+		code = cmdRun(&cli, log)
+	}
+	return code
+}
+
+type helpExitPanic struct{}
+
+// parseArgs runs kong, turning its exit-on-help into a return value.
+func parseArgs(parser *kong.Kong, args []string, helpExit *int) (kctx *kong.Context, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(helpExitPanic); !ok {
+				panic(r)
+			}
+			kctx, err = nil, nil
+		}
+	}()
+	return parser.Parse(routeDoubleDash(parser, args))
+}
+
+// routeDoubleDash makes `phase-shim [flags] -- WORDS` always mean `run`.
+// Without it kong would pop the `--` at the root and then read a wrapped
+// command called `check` or `version` as phase-shim's own subcommand. If
+// only flags come before the first `--`, `run` is inserted right before it;
+// kong then hands `--` on to the passthrough argument (stripped in
+// commandArgs).
+func routeDoubleDash(parser *kong.Kong, args []string) []string {
+	takesValue := map[string]bool{}
+	for _, f := range parser.Model.Flags {
+		v := !f.IsBool() && !f.IsCounter()
+		takesValue["--"+f.Name] = v
+		if f.Short != 0 {
+			takesValue["-"+string(f.Short)] = v
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			out := slices.Clone(args[:i])
+			out = append(out, "run")
+			return append(out, args[i:]...)
+		case strings.HasPrefix(a, "-") && a != "-":
+			if strings.Contains(a, "=") {
+				continue
+			}
+			if takesValue[a] {
+				i++ // skip the flag's value, which may look like anything
+			}
+		default:
+			return args // a command name or the wrapped command: kong decides
+		}
+	}
+	return args
+}
+
+// commandArgs strips exactly one leading `--` that kong's passthrough keeps.
+func commandArgs(args []string) []string {
+	if len(args) > 0 && args[0] == "--" {
+		return args[1:]
+	}
+	return args
+}
+
+func cmdVersion(stdout io.Writer) int {
+	fmt.Fprintf(stdout, "phase-shim %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return 0
+}
+
+// fail logs err and returns its exit code.
+func fail(log *logger, err error) int {
+	log.Error(err.Error())
+	return exitCode(err)
+}
+
+// errNoCommand is a usage error: `phase-shim --` with nothing after it.
+var errNoCommand = errors.New("no command given: phase-shim [flags] -- COMMAND [ARG...]")
