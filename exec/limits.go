@@ -115,7 +115,7 @@ func checkLimits(path string, argv, envp []string, maxStr, argMax int) error {
 	ptrs := max(len(argv), 1) + len(envp)
 	total += ptrs * ptrSize
 	if total > argMax {
-		return fmt.Errorf("%w: arguments and environment need %d bytes, the limit is %d (a quarter of the stack limit); largest variables: %s",
+		return fmt.Errorf("%w: arguments and environment need %d bytes, the limit is %d (ARG_MAX: a quarter of the stack limit, at least 32 pages); largest variables: %s",
 			ErrTooLarge, total, argMax, largest(vars))
 	}
 	return nil
