@@ -13,9 +13,10 @@ import (
 // as the kernel does) so that an oversized environment fails with the names
 // of its largest variables rather than a bare E2BIG.
 //
-// Errors map like a shell's: ENOENT is ErrNotFound (127), E2BIG ErrTooLarge,
-// every other failure ErrNotExecutable (126: EACCES, ENOEXEC, EISDIR,
-// ETXTBSY, ...).
+// Errors map like dash's (the /bin/sh of Debian and, as ash, of Alpine):
+// ENOENT and ENOTDIR are ErrNotFound (127), E2BIG ErrTooLarge, every other
+// failure ErrNotExecutable (126: EACCES, ENOEXEC, EISDIR, ETXTBSY, ...).
+// LookPath classifies the same way, so check and run agree.
 func Exec(path string, argv, envp []string) error {
 	if err := CheckLimitsPath(path, argv, envp); err != nil {
 		return err
@@ -23,7 +24,7 @@ func Exec(path string, argv, envp []string) error {
 	err := unix.Exec(path, argv, envp)
 	var class error
 	switch {
-	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		class = ErrNotFound
 	case errors.Is(err, unix.E2BIG):
 		class = ErrTooLarge
