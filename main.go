@@ -147,6 +147,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 70
 	}
 
+	ignoreEmptyEnv(parser)
 	kctx, err := parseArgs(parser, args, &helpExit)
 	if helpExit >= 0 {
 		return helpExit
@@ -173,6 +174,32 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 type helpExitPanic struct{}
+
+// ignoreEmptyEnv makes an empty variable count as unset: `FOO=` is how
+// compose files and task definitions often leave a setting blank, and kong
+// would otherwise parse "" (an invalid enum, a zero timeout). PHASE_PATH is
+// the exception: empty there means every folder, as --path "" does.
+func ignoreEmptyEnv(parser *kong.Kong) {
+	var flags []*kong.Flag
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		flags = append(flags, n.Flags...)
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	for _, f := range flags {
+		kept := f.Tag.Envs[:0]
+		for _, name := range f.Tag.Envs {
+			if v, ok := os.LookupEnv(name); ok && v == "" && name != "PHASE_PATH" {
+				continue
+			}
+			kept = append(kept, name)
+		}
+		f.Tag.Envs = kept
+	}
+}
 
 // parseArgs runs kong, turning its exit-on-help into a return value.
 func parseArgs(parser *kong.Kong, args []string, helpExit *int) (kctx *kong.Context, err error) {
