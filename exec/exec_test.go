@@ -29,12 +29,33 @@ const (
 	sizeVar  = "PHASE_SHIM_EXECTEST_SIZE"
 )
 
+// fill returns envp padded with FILLn variables so that path, argv and envp
+// together cost exactly total bytes the way checkLimits counts them. Every
+// variable stays under MAX_ARG_STRLEN so that only the total is at stake.
+func fill(path string, argv, envp []string, total int) []string {
+	used := len(path) + 1 + (len(argv)+len(envp))*ptrSize
+	for _, s := range append(append([]string{}, argv...), envp...) {
+		used += len(s) + 1
+	}
+	r := total - used
+	full := MaxArgStrlen()
+	for i := 0; r > 2*(full+ptrSize); i++ {
+		envp = append(envp, kv(fmt.Sprintf("FILL%d", i), full))
+		r -= full + ptrSize
+	}
+	a := (r - 2*ptrSize) / 2
+	envp = append(envp, kv("FILLA", a), kv("FILLB", r-2*ptrSize-a))
+	return envp
+}
+
 func TestMain(m *testing.M) {
 	switch os.Getenv(stageVar) {
 	case "exec":
 		fail(stageExec())
 	case "raw":
 		fail(stageRaw())
+	case "total":
+		fail(stageTotal())
 	case "report":
 		fail(stageReport())
 	}
@@ -123,6 +144,32 @@ func stageRaw() error {
 	envp := []string{stageVar + "=report", outVar + "=" + os.Getenv(outVar), kv("BIG", size)}
 	err = unix.Exec(self, []string{"raw"}, envp)
 	return os.WriteFile(os.Getenv(outVar)+".err", []byte(err.Error()), 0o600)
+}
+
+// stageTotal asks the kernel about the total budget: an envp costing exactly
+// PHASE_SHIM_EXECTEST_SIZE bytes, and our own verdict on it next to the
+// kernel's.
+func stageTotal() error {
+	total, err := strconv.Atoi(os.Getenv(sizeVar))
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	out := os.Getenv(outVar)
+	argv := []string{"total"}
+	envp := fill(self, argv, []string{stageVar + "=report", outVar + "=" + out}, total)
+	verdict := "ok"
+	if err := CheckLimitsPath(self, argv, envp); err != nil {
+		verdict = err.Error()
+	}
+	if err := os.WriteFile(out+".check", []byte(verdict), 0o600); err != nil {
+		return err
+	}
+	err = unix.Exec(self, argv, envp)
+	return os.WriteFile(out+".err", []byte(err.Error()), 0o600)
 }
 
 func stageReport() error {
@@ -299,6 +346,49 @@ func TestKernelArgStrlen(t *testing.T) {
 			}
 			if string(b) != unix.E2BIG.Error() {
 				t.Errorf("kernel said %q, want E2BIG", b)
+			}
+		})
+	}
+}
+
+// TestKernelArgMax proves the total budget against the running kernel: an
+// exec costing exactly ArgMax bytes (strings, NULs, pointers, file name)
+// succeeds, one byte more gets E2BIG, and CheckLimitsPath agrees both times.
+func TestKernelArgMax(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		total int
+		fits  bool
+	}{
+		{"at ARG_MAX", ArgMax(), true},
+		{"one byte over", ArgMax() + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "report")
+			_, status, stderr := startSelf(t, []string{stageVar + "=total", outVar + "=" + out, sizeVar + "=" + strconv.Itoa(tc.total)})
+			check, err := os.ReadFile(out + ".check")
+			if err != nil {
+				t.Fatalf("exit %d, no verdict: %v; stderr: %s", status, err, stderr)
+			}
+			if tc.fits {
+				if string(check) != "ok" {
+					t.Errorf("CheckLimitsPath refused what should fit: %s", check)
+				}
+				if status != 42 {
+					kernel, _ := os.ReadFile(out + ".err")
+					t.Fatalf("exit %d, want 42: the kernel said %q; stderr: %s", status, kernel, stderr)
+				}
+				return
+			}
+			if !strings.HasPrefix(string(check), ErrTooLarge.Error()) {
+				t.Errorf("CheckLimitsPath accepted %d bytes over a %d budget: %s", tc.total, ArgMax(), check)
+			}
+			kernel, err := os.ReadFile(out + ".err")
+			if err != nil {
+				t.Fatalf("exit %d: the kernel accepted %d bytes over a %d budget", status, tc.total, ArgMax())
+			}
+			if string(kernel) != unix.E2BIG.Error() {
+				t.Errorf("kernel said %q, want E2BIG", kernel)
 			}
 		})
 	}
