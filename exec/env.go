@@ -111,7 +111,8 @@ func validName(name string) string {
 // on which copy counts (libc, Go, Python and Node take the first; bash and
 // dash the last). The first copy is kept because that is what the shim's own
 // getenv saw, so "already set" under PreserveEnv means the value the user
-// would have seen. Entries without '=' or with an empty name are dropped:
+// would have seen; os.Environ already applies the same rule, so passing it
+// or a raw /proc/self/environ gives the same envp. Entries without '=' or with an empty name are dropped:
 // no program can look them up by name. Names in Scrub are removed entirely.
 //
 // Order: the inherited variables in their order (a secret that overrides one

@@ -3,6 +3,7 @@ package exec
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,6 +19,18 @@ import (
 // failure ErrNotExecutable (126: EACCES, ENOEXEC, EISDIR, ETXTBSY, ...).
 // LookPath classifies the same way, so check and run agree.
 func Exec(path string, argv, envp []string) error {
+	// unix.Exec would turn a NUL into a bare EINVAL (and so a 126); BuildEnv
+	// already refuses one, this guards callers that built envp themselves.
+	for i, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argument %d: %w", i, ErrNUL)
+		}
+	}
+	for _, kv := range envp {
+		if strings.IndexByte(kv, 0) >= 0 {
+			return fmt.Errorf("variable %q: %w", envName(kv), ErrNUL)
+		}
+	}
 	if err := CheckLimitsPath(path, argv, envp); err != nil {
 		return err
 	}

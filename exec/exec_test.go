@@ -417,6 +417,7 @@ func TestExecErrors(t *testing.T) {
 		{"directory", dir, nil, ErrNotExecutable},
 		{"no format", garbage, nil, ErrNotExecutable},
 		{"too large", filepath.Join(dir, "plain"), []string{kv("BIG", MaxArgStrlen()+1)}, ErrTooLarge},
+		{"NUL in envp", filepath.Join(dir, "plain"), []string{"A=x\x00y"}, ErrNUL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Exec(tc.path, []string{"x"}, tc.envp)

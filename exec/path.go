@@ -51,7 +51,9 @@ func LookPath(file string, envp []string) (string, error) {
 		if err == nil {
 			return p, nil
 		}
-		if errors.Is(err, ErrNotExecutable) && firstBad == nil {
+		// Only a file that exists counts against the command, as in bash
+		// and dash; an unreadable PATH directory is simply passed over.
+		if _, serr := os.Stat(p); serr == nil && firstBad == nil {
 			firstBad = err
 		}
 	}

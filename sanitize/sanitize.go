@@ -257,3 +257,15 @@ func collisions(ds []Decision) error {
 	sort.Strings(groups)
 	return fmt.Errorf("%w: %s; rename one of them at the source", ErrCollision, strings.Join(groups, "; "))
 }
+
+// Count returns how many decisions took action a, for summaries such as
+// "2 renamed".
+func Count(ds []Decision, a Action) int {
+	n := 0
+	for _, d := range ds {
+		if d.Action == a {
+			n++
+		}
+	}
+	return n
+}

@@ -241,6 +241,13 @@ func TestCollisionMessageDeterministic(t *testing.T) {
 	}
 }
 
+func TestCount(t *testing.T) {
+	ds, _ := Apply(Sanitize, []string{"A", "b-c", "d.e", "F"})
+	if got := []int{Count(ds, Kept), Count(ds, Renamed), Count(ds, Skipped)}; !cmp.Equal(got, []int{2, 2, 0}) {
+		t.Errorf("counts kept/renamed/skipped = %v, want [2 2 0]", got)
+	}
+}
+
 func TestApplyUnknownMode(t *testing.T) {
 	if _, err := Apply(Mode(42), []string{"A"}); err == nil {
 		t.Fatal("want an error for an unknown mode")
