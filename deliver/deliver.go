@@ -178,7 +178,7 @@ func Plan(vars []shimexec.Var, o Options) (*Delivery, error) {
 // --invalid-keys=keep lets such names this far.
 func checkFileName(key string) error {
 	switch {
-	case key == "." || key == "..":
+	case key == "" || key == "." || key == "..":
 		return fmt.Errorf("%w: %q is not a usable file name", ErrName, key)
 	case strings.ContainsAny(key, "/\x00"):
 		return fmt.Errorf("%w: %q contains '/' or NUL and cannot be a file name", ErrName, key)

@@ -82,6 +82,7 @@ func TestPlan(t *testing.T) {
 			patterns: []string{"CERT_FILE"}, files: []File{{Key: "CERT_FILE", Var: "CERT_FILE_FILE", Path: filepath.Join(dir, "CERT_FILE"), Size: 9, Source: "file:.env"}},
 			wantVars: []string{"CERT_FILE_FILE"}},
 		{name: "slash in a kept name", vars: []shimexec.Var{{Name: "a/b", Value: "value-one"}}, patterns: []string{"a/b"}, err: ErrName},
+		{name: "empty name", vars: []shimexec.Var{{Name: "", Value: "value-one"}}, patterns: []string{"*"}, err: ErrName},
 		{name: "dot-dot as a kept name", vars: []shimexec.Var{{Name: "..", Value: "value-one"}}, patterns: []string{".."}, err: ErrName},
 		{name: "over NAME_MAX", vars: []shimexec.Var{{Name: strings.Repeat("K", 256), Value: "value-one"}}, patterns: []string{"K*"}, err: ErrName},
 		{name: "duplicate input name", vars: []shimexec.Var{{Name: "A", Value: "value-one"}, {Name: "A", Value: "value-two"}}, patterns: []string{"A"}, err: ErrName},
