@@ -72,7 +72,7 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			e.Setenv("BIN", filepath.Dir(shim))
-			return nil
+			return copyDir(filepath.Join("testdata", "corpus"), filepath.Join(e.WorkDir, "corpus"))
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"status":   cmdStatus,
@@ -81,6 +81,28 @@ func TestScripts(t *testing.T) {
 			"novalues": cmdNovalues,
 		},
 	})
+}
+
+// copyDir copies the flat directory src to dst (the shared corpus, so each
+// script reads the same files instead of keeping its own copy).
+func copyDir(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // status N CMD ARGS... runs CMD and requires exit status N. stdout and stderr
