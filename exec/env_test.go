@@ -327,3 +327,21 @@ func FuzzBuildEnv(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkBuildEnv: 1,000 secrets into a 100-variable environment, the
+// large end of a Phase app.
+func BenchmarkBuildEnv(b *testing.B) {
+	var environ []string
+	for i := range 100 {
+		environ = append(environ, fmt.Sprintf("INHERITED_%d=some value %d", i, i))
+	}
+	var secrets []Var
+	for i := range 1000 {
+		secrets = append(secrets, Var{Name: fmt.Sprintf("SECRET_%d", i), Value: strings.Repeat("v", 64), Source: "phase:/"})
+	}
+	for b.Loop() {
+		if _, _, err := BuildEnv(secrets, EnvOptions{Environ: environ, Scrub: []string{"PHASE_SERVICE_TOKEN"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sanitize
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -313,4 +314,16 @@ func FuzzApply(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkApply(b *testing.B) {
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s%d", []string{"PLAIN_KEY_", "my-key-", "a.b.", "ÜBER_"}[i%4], i)
+	}
+	for b.Loop() {
+		if _, err := Apply(Sanitize, keys); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
