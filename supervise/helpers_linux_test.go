@@ -80,6 +80,8 @@ func runHelper(mode string) int {
 		return 0
 	case "ttyprobe":
 		return helperTTYProbe()
+	case "session":
+		return helperSession()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
@@ -230,26 +232,62 @@ func helperOrphaner() int {
 	return 3
 }
 
-// helperTTYProbe reports whether its process group owns the terminal on
-// stdin, then counts SIGINTs until a SIGTERM arrives.
+// helperTTYProbe marks whether its process group owns the terminal on
+// stdin, then counts SIGINTs (and SIGCONTs) until a SIGTERM arrives; its exit
+// status is 10 plus the number of SIGINTs.
 func helperTTYProbe() int {
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
-	pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
-	fmt.Fprintf(os.Stderr, "probe: foreground=%t err=%v\n", err == nil && pg == unix.Getpgrp(), err)
-	if err == nil && pg == unix.Getpgrp() {
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGCONT)
+	if pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && pg == unix.Getpgrp() {
 		mark("foreground")
 	}
 	mark("ready")
-	ints := 0
+	ints, conts := 0, 0
 	for s := range sigs {
-		if s == unix.SIGTERM {
-			break
+		switch s {
+		case unix.SIGTERM:
+			return 10 + ints
+		case unix.SIGINT:
+			ints++
+			mark("sigint-" + strconv.Itoa(ints))
+		case unix.SIGCONT:
+			conts++
+			mark("cont-" + strconv.Itoa(conts))
 		}
-		ints++
-		mark("sigint-" + strconv.Itoa(ints))
 	}
-	return 10 + ints
+	return 2
+}
+
+// helperSession plays a job-control shell on the terminal it leads: it runs
+// the init as a foreground job and, when the job stops, notes it and resumes
+// it in the foreground as fg would.
+func helperSession() int {
+	c := helperCmd("init")
+	c.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: 0}
+	if err := c.Start(); err != nil {
+		fmt.Printf("err=start init: %v\n", err)
+		return 2
+	}
+	pid := c.Process.Pid
+	_ = os.WriteFile(filepath.Join(os.Getenv("SUPERVISE_DIR"), "init.pid"), []byte(strconv.Itoa(pid)), 0o644)
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || wpid != pid {
+			fmt.Printf("err=wait init: %v\n", err)
+			return 2
+		}
+		if !ws.Stopped() {
+			fmt.Printf("session-init-exit=%d\n", statusCode(ws))
+			return 0
+		}
+		mark("init-stopped")
+		setForeground(0, pid)
+		_ = unix.Kill(-pid, unix.SIGCONT)
+	}
 }
 
 func statusField(status, field string) string {

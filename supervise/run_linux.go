@@ -155,25 +155,55 @@ func (s *supervisor) reap() (exitCode int, done bool) {
 	}
 }
 
-// suspend mirrors a stopped foreground child (Ctrl-Z) onto the shim, so the
-// shell sees its job stop and can resume it with fg or bg.
+// suspend handles a stop of the foreground child. A stop from the terminal
+// (Ctrl-Z, or a background read/write) is mirrored onto the shim so the
+// shell that started it sees its job stop and can resume it with fg or bg.
+// Without such a shell (the shim leads its own session, as under docker -t
+// or sshd) nobody would ever resume it, so the child is continued at once:
+// the kernel discards these signals for a process started that way too.
 func (s *supervisor) suspend(sig syscall.Signal) {
-	s.o.debugf("child %d stopped by %v: stopping too", s.pid, unix.SignalName(sig))
-	setForeground(s.tty, unix.Getpgrp())
-	// A thread-directed SIGSTOP stops the whole process before this thread
-	// returns to user space, so nothing below runs until SIGCONT.
-	if err := unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGSTOP); err != nil {
-		s.o.debugf("stop self: %v", err)
+	if sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU {
+		// An explicit SIGSTOP (a debugger, kill -STOP) is meant for the child.
+		s.o.debugf("child %d stopped by %v", s.pid, unix.SignalName(sig))
+		return
 	}
-	// Resumed. After fg the shell made our group the foreground one: hand
-	// the terminal to the child again. After bg the child runs in the
-	// background, as the shim would have.
-	if pg, err := unix.IoctlGetInt(s.tty, unix.TIOCGPGRP); err == nil && pg == unix.Getpgrp() {
-		setForeground(s.tty, s.pid)
+	if underJobControl() {
+		s.o.debugf("child %d stopped by %v: stopping too", s.pid, unix.SignalName(sig))
+		setForeground(s.tty, unix.Getpgrp())
+		// A thread-directed SIGSTOP stops the whole process before this
+		// thread returns to user space, so nothing below runs until SIGCONT.
+		if err := unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGSTOP); err != nil {
+			s.o.debugf("stop self: %v", err)
+		}
+		// Resumed. After fg the shell made our group the foreground one:
+		// hand the terminal to the child again. After bg the child runs in
+		// the background, as the shim would have.
+		if pg, err := unix.IoctlGetInt(s.tty, unix.TIOCGPGRP); err != nil || pg != unix.Getpgrp() {
+			s.o.debugf("resumed in the background")
+		} else {
+			setForeground(s.tty, s.pid)
+		}
+	} else {
+		s.o.debugf("child %d stopped by %v, no job control shell: continuing it", s.pid, unix.SignalName(sig))
 	}
 	if err := unix.Kill(-s.pid, unix.SIGCONT); err != nil {
 		s.o.debugf("continue process group %d: %v", s.pid, err)
 	}
+}
+
+// underJobControl guesses whether a job-control shell manages the shim: its
+// parent sits in the same session but another process group. Otherwise the
+// shim's group is orphaned (or the shim is PID 1) and a stopped shim would
+// stay stopped forever.
+func underJobControl() bool {
+	ppid := unix.Getppid()
+	if ppid <= 0 {
+		return false
+	}
+	sid, err1 := unix.Getsid(0)
+	psid, err2 := unix.Getsid(ppid)
+	ppgrp, err3 := unix.Getpgid(ppid)
+	return err1 == nil && err2 == nil && err3 == nil && sid == psid && ppgrp != unix.Getpgrp()
 }
 
 func statusCode(ws unix.WaitStatus) int {

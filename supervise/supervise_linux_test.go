@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,21 +57,28 @@ type initRun struct {
 func startInit(t *testing.T, child string, env ...string) *initRun {
 	t.Helper()
 	requireRoot(t)
-	r := &initRun{t: t, dir: t.TempDir(), done: make(chan struct{})}
-	r.cmd = exec.Command(selfExe())
-	r.cmd.Env = append(helperEnviron("init"),
-		"SUPERVISE_CHILD="+child, "SUPERVISE_DIR="+r.dir, "SUPERVISE_MOUNT_PROC=1")
-	r.cmd.Env = append(r.cmd.Env, env...)
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{
+	return launch(t, "init", &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
 		Pdeathsig:  syscall.SIGKILL, // the namespace dies with the test
+	}, nil, append([]string{"SUPERVISE_CHILD=" + child, "SUPERVISE_MOUNT_PROC=1"}, env...)...)
+}
+
+func launch(t *testing.T, helper string, sys *syscall.SysProcAttr, stdin *os.File, env ...string) *initRun {
+	t.Helper()
+	r := &initRun{t: t, dir: t.TempDir(), done: make(chan struct{})}
+	r.cmd = exec.Command(selfExe())
+	r.cmd.Env = append(helperEnviron(helper), "SUPERVISE_DIR="+r.dir)
+	r.cmd.Env = append(r.cmd.Env, env...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	if stdin != nil {
+		r.cmd.Stdin = stdin
 	}
+	r.cmd.SysProcAttr = sys
 	if err := r.cmd.Start(); err != nil {
 		if errors.Is(err, fs.ErrPermission) && os.Getenv("PHASE_SHIM_REQUIRE_ROOT") != "1" {
 			t.Skipf("cannot create namespaces here: %v", err)
 		}
-		t.Fatalf("start init: %v", err)
+		t.Fatalf("start %s: %v", helper, err)
 	}
 	go func() {
 		r.waitErr = r.cmd.Wait()
@@ -299,4 +307,85 @@ func TestIsPID1(t *testing.T) {
 	// startInit run; here explicitly).
 	r := startInit(t, "exit0")
 	r.check(r.wait(), map[string]string{"pid1": "true"})
+}
+
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open pty slave: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// TestTerminal: with a controlling terminal the app is the foreground job,
+// Ctrl-C reaches it exactly once (the probe's exit status counts SIGINTs),
+// Ctrl-Z stops and resumes it, and a SIGTERM sent to the shim still reaches
+// it. "session-leader" is docker run -t / sshd (no shell to resume a
+// stopped job); "under-shell" has a job-control shell that runs fg.
+func TestTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		name, helper string
+		jobControl   bool
+	}{
+		{"session-leader", "init", false},
+		{"under-shell", "session", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			master, slave := openPTY(t)
+			r := launch(t, tc.helper, &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}, slave,
+				"SUPERVISE_CHILD=ttyprobe")
+			key := func(b byte) {
+				t.Helper()
+				if _, err := master.Write([]byte{b}); err != nil {
+					t.Fatalf("write to terminal: %v", err)
+				}
+			}
+			r.waitFile("ready")
+			if !r.exists("foreground") {
+				t.Errorf("the app is not the terminal's foreground job")
+			}
+			key(0x03) // ^C
+			r.waitFile("sigint-1")
+			key(0x1a) // ^Z
+			if tc.jobControl {
+				r.waitFile("init-stopped")
+			}
+			r.waitFile("cont-1")
+			key(0x03) // answered only if the app runs in the foreground again
+			r.waitFile("sigint-2")
+
+			pid := r.cmd.Process.Pid
+			if tc.jobControl {
+				b, err := os.ReadFile(filepath.Join(r.dir, "init.pid"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pid, err = strconv.Atoi(string(b)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"exit": "12"} // 10 + two SIGINTs, none doubled
+			if tc.jobControl {
+				want["session-init-exit"] = "0"
+			}
+			r.check(r.wait(), want)
+		})
+	}
 }
