@@ -418,3 +418,50 @@ func FuzzDockerRoundTrip(f *testing.F) {
 		}, func(name, value string) bool { return dockerProblem(name, value) == "" }, k1, v1, k2, v2)
 	})
 }
+
+// TestWriteDockerRealCLI hands the docker output to the real docker CLI,
+// which parses --env-file before it talks to a daemon. DOCKER_HOST points at
+// a socket that does not exist, so nothing ever runs: "cannot connect" means
+// the file parsed, "invalid env file" means it did not.
+func TestWriteDockerRealCLI(t *testing.T) {
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("docker CLI not installed")
+	}
+	dir := t.TempDir()
+	parse := func(data []byte) string {
+		path := filepath.Join(dir, "env")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(docker, "run", "--rm", "--env-file", path, "phase-shim-test-no-such-image", "true")
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "DOCKER_CONFIG=" + dir,
+			"DOCKER_HOST=unix://" + filepath.Join(dir, "no-daemon.sock")}
+		out, _ := cmd.CombinedOutput()
+		switch s := strings.ToLower(string(out)); {
+		case strings.Contains(s, "invalid env file") || strings.Contains(s, "poorly formatted"):
+			return "refused"
+		case strings.Contains(s, "cannot connect"):
+			return "parsed"
+		default:
+			t.Fatalf("docker said neither (%d bytes of output)", len(out))
+			return ""
+		}
+	}
+	var vs []shimexec.Var
+	for _, v := range corpusWithNames("L", strings.Repeat("y", dockerMaxLine-2)) {
+		if dockerProblem(v.Name, v.Value) == "" {
+			vs = append(vs, v)
+		}
+	}
+	if got := parse(write(t, Docker, vs)); got != "parsed" {
+		t.Errorf("docker %s what Write wrote", got)
+	}
+	// The limits Write enforces are docker's own.
+	if got := parse([]byte("L=" + strings.Repeat("y", dockerMaxLine-1) + "\n")); got != "refused" {
+		t.Errorf("a %d-byte line: docker %s it, so dockerMaxLine is too small", dockerMaxLine+1, got)
+	}
+	if got := parse([]byte("U=\xff\n")); got != "refused" {
+		t.Errorf("invalid UTF-8: docker %s it", got)
+	}
+}
