@@ -210,7 +210,7 @@ func fsWarning(path string, fsType uint32) string {
 	case uint32(unix.TMPFS_MAGIC), uint32(unix.RAMFS_MAGIC):
 		return ""
 	}
-	return fmt.Sprintf("%s is not on tmpfs (filesystem type %#x): secret files are stored on disk and can outlive the process; mount a tmpfs there or choose --files-dir on one", path, fsType)
+	return fmt.Sprintf("%s is not on tmpfs (filesystem type %#x): secret files are stored on disk and can outlive the process; mount a tmpfs there or choose a directory on one", path, fsType)
 }
 
 // TmpfsWarning returns a warning when dir (or, if it does not exist yet,
