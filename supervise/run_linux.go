@@ -41,6 +41,9 @@ func Run(path string, argv, envp []string, o Options) (exitCode int, err error) 
 		o.debugf("cannot become a child subreaper: %v", err)
 	}
 
+	if testHookBeforeStart != nil {
+		testHookBeforeStart()
+	}
 	tty := foregroundTTY()
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if tty >= 0 {
@@ -64,6 +67,10 @@ func Run(path string, argv, envp []string, o Options) (exitCode int, err error) 
 	o.debugf("started pid %d in process group %d (terminal: %t)", pid, pid, tty >= 0)
 	return s.loop(sigs), nil
 }
+
+// testHookBeforeStart runs between subscribing to signals and starting the
+// child, so a test can land a signal in that window.
+var testHookBeforeStart func()
 
 type supervisor struct {
 	o   Options

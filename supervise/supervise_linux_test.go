@@ -389,3 +389,31 @@ func TestTerminal(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalBeforeStart: a SIGTERM that reaches the shim after Run has
+// subscribed but before the child exists is forwarded once the child runs,
+// instead of being lost (which would leave this untrapping child sleeping
+// for an hour) or killing the shim. Runs in this process: it needs no
+// namespace.
+func TestSignalBeforeStart(t *testing.T) {
+	testHookBeforeStart = func() { _ = unix.Kill(os.Getpid(), unix.SIGTERM) }
+	defer func() { testHookBeforeStart = nil }()
+	done := make(chan struct{})
+	var (
+		code int
+		err  error
+	)
+	go func() {
+		defer close(done)
+		code, err = Run(selfExe(), []string{"supervise-notrap"},
+			append(helperEnviron("notrap"), "SUPERVISE_DIR="+t.TempDir()), Options{})
+	}()
+	select {
+	case <-done:
+	case <-time.After(bound):
+		t.Fatalf("Run did not return within %v: the early SIGTERM was lost", bound)
+	}
+	if err != nil || code != 143 {
+		t.Errorf("Run = %d, %v; want 143 (child killed by the forwarded SIGTERM)", code, err)
+	}
+}
