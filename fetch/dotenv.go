@@ -244,7 +244,9 @@ func (p *dotenvParser) quoted(q byte) (string, bool) {
 // doubleEscape decodes the escape whose backslash and byte n were consumed.
 // It follows compose-go's expandEscapes: \0 with exactly three octal digits up
 // to 0377 is that code point written as UTF-8 (so \0377 is two bytes, as in
-// compose); an escape it does not know stays literal.
+// compose); any other \0 loses its '0' (\01 reads as \1, a lone \0 as a
+// backslash), because compose rewrites \0 to \ before decoding and keeps the
+// rewritten text when decoding fails; an escape it does not know stays literal.
 func (p *dotenvParser) doubleEscape(b *strings.Builder, n byte) {
 	switch n {
 	case '\\':
@@ -276,7 +278,7 @@ func (p *dotenvParser) doubleEscape(b *strings.Builder, n byte) {
 			b.WriteString(string(rune(v)))
 			return
 		}
-		b.WriteString(`\0`)
+		b.WriteByte('\\')
 		b.WriteString(digits)
 	default:
 		if n == '\n' {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,8 +90,8 @@ func TestParseDotenv(t *testing.T) {
 		{"double bell etc", `A="\a\b\f\v"`, pairs(src, "A", "\a\b\f\v")},
 		{"double unknown escape stays", `A="\q\c\x41\'"`, pairs(src, "A", `\q\c\x41\'`)},
 		{"double octal", `A="\0101\0377"`, pairs(src, "A", "Aÿ")},
-		{"double short octal stays", `A="\01\012x\0"`, pairs(src, "A", `\01\012x\0`)},
-		{"double octal with 8 stays", `A="\0128"`, pairs(src, "A", `\0128`)},
+		{"double short octal loses its 0 (as compose)", `A="\01\012x\0"`, pairs(src, "A", `\1\12x\`)},
+		{"double octal with 8 loses its 0", `A="\0128"`, pairs(src, "A", `\128`)},
 		{"double escaped backslash then quote", `A="a\\\"b\\"`, pairs(src, "A", `a\"b\`)},
 		{"double no interpolation", `A="$HOME ${HOME} $$"`, pairs(src, "A", "$HOME ${HOME} $$")},
 		{"unquoted no interpolation", `A=$HOME${X}$$`, pairs(src, "A", "$HOME${X}$$")},
@@ -395,6 +397,84 @@ func FuzzParseJSON(f *testing.F) {
 			if !ok || v != s.Value {
 				t.Fatalf("%q: differs from encoding/json (%d vs %d bytes)", s.Key, len(s.Value), len(v))
 			}
+		}
+	})
+}
+
+// composeQuoted models how compose-go reads a quoted value, in its two
+// passes: first only an escaped quote loses its backslash, then (in double
+// quotes) the escapes matched by `\\(?:[abcfnrtv$"\\]|0\d{0,3})` are decoded
+// with strconv.UnquoteChar, keeping any it cannot decode. Interpolation is
+// left out: `\$` is taken as the "$" it ends up as. ParseDotenv does both
+// passes in one; FuzzDotenvQuotedLikeCompose holds it to this model.
+func composeQuoted(src string) (value string, rest string, ok bool) {
+	q := src[0]
+	var chars []byte
+	escaped := false
+	for i := 1; i < len(src); i++ {
+		c := src[i]
+		if escaped {
+			escaped = false
+			if c != q {
+				chars = append(chars, '\\')
+			}
+			chars = append(chars, c)
+			continue
+		}
+		switch c {
+		case '\\':
+			escaped = true
+		case q:
+			value = string(chars)
+			if q == '"' {
+				value = composeEscapes.ReplaceAllStringFunc(value, func(m string) string {
+					if m == `\$` {
+						return "$"
+					}
+					if strings.HasPrefix(m, `\0`) {
+						m = `\` + m[2:]
+					}
+					r, _, _, err := strconv.UnquoteChar(m, '"')
+					if err != nil {
+						return m
+					}
+					return string(r)
+				})
+			}
+			return value, src[i+1:], true
+		default:
+			chars = append(chars, c)
+		}
+	}
+	return "", "", false
+}
+
+var composeEscapes = regexp.MustCompile(`\\(?:[abcfnrtv$"\\]|0\d{0,3})`)
+
+func FuzzDotenvQuotedLikeCompose(f *testing.F) {
+	for _, s := range []string{`"a\nb"`, `"\0101\0377\01\0128\0"`, `'\'\\'`, `"\\\"\$\q"`, `"\c\a"`, "'a\nb'"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, quoted string) {
+		if quoted == "" || (quoted[0] != '"' && quoted[0] != '\'') {
+			return
+		}
+		want, rest, ok := composeQuoted(quoted)
+		got, err := ParseDotenv("q.env", []byte("A="+quoted))
+		if !ok {
+			if err == nil {
+				t.Fatalf("accepted an unterminated value")
+			}
+			return
+		}
+		if strings.TrimLeft(rest, " \t\r\v\f") != "" {
+			return // text after the quote: an error here, a new statement in compose
+		}
+		if err != nil {
+			t.Fatalf("refused a value compose reads: %v", err)
+		}
+		if len(got) != 1 || got[0].Value != want {
+			t.Fatalf("differs from compose's reading: got %d secrets", len(got))
 		}
 	})
 }
