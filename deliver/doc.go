@@ -21,6 +21,21 @@
 // A reader therefore sees either the previous file, no file, or the complete
 // new one, never a prefix.
 //
+// Decisions a demanding user would ask about:
+//   - A pattern that matches no key is an error (ErrNoMatch), globs
+//     included: the command expects its file, and starting it without one
+//     is the silent failure the shim exists to prevent.
+//   - Patterns match the final names, after --invalid-keys renamed them.
+//   - KEY_FILE colliding with any other secret's name is an error naming
+//     both; nothing is silently overwritten.
+//   - The default directory, /run/secrets/phase-shim, is shared by every
+//     shim in the container; the fallback under $TMPDIR is new for every
+//     run (two commands never see each other's files). The shim execs the
+//     command, so nobody removes the files afterwards: use a tmpfs.
+//   - An existing directory is used only if it is a real directory owned
+//     by us with mode 0700 (no group/other bits); it is never chmod'ed into
+//     shape, since it may already have been exposed.
+//
 // Like the other library packages, deliver never prints and never exits; it
 // returns warnings as strings and errors wrapping the sentinels below. Error
 // messages carry key names, paths and sizes, never a value.

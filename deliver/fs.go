@@ -75,7 +75,7 @@ func openPrivateDir(path string) (*dirHandle, error) {
 		return nil, fmt.Errorf("%w: %q cannot be the secrets directory", ErrUnsafeDir, path)
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: creating %s: %w", ErrWrite, parent, err)
+		return nil, fmt.Errorf("%w: creating %s: %w (choose a writable directory with --files-dir, ideally on a tmpfs)", ErrWrite, parent, err)
 	}
 	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -86,7 +86,7 @@ func openPrivateDir(path string) (*dirHandle, error) {
 	if err := unix.Mkdirat(pfd, base, 0o700); errors.Is(err, unix.EEXIST) {
 		created = false
 	} else if err != nil {
-		return nil, fmt.Errorf("%w: creating %s: %w", ErrWrite, path, err)
+		return nil, fmt.Errorf("%w: creating %s: %w (choose a writable directory with --files-dir, ideally on a tmpfs)", ErrWrite, path, err)
 	}
 	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
