@@ -82,6 +82,23 @@ func runHelper(mode string) int {
 		return helperTTYProbe()
 	case "session":
 		return helperSession()
+	case "sigecho":
+		// Catch every forwardable signal, mark each one, exit once all came.
+		sigs := make(chan os.Signal, 128)
+		want := forwardedSignals()
+		signal.Notify(sigs, want...)
+		mark("ready")
+		seen := map[os.Signal]bool{}
+		for s := range sigs {
+			if !seen[s] {
+				seen[s] = true
+				mark("sig-" + strconv.Itoa(int(s.(syscall.Signal))))
+			}
+			if len(seen) == len(want) {
+				return 0
+			}
+		}
+		return 2
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2

@@ -230,13 +230,14 @@ func describe(ws unix.WaitStatus) string {
 // forwardedSignals lists every signal os/signal can deliver except SIGCHLD
 // (ours to act on) and SIGURG (the Go runtime preempts goroutines with it;
 // forwarding would pelt the child with signals it never asked for).
-// SIGPROF never reaches os/signal, and signals 32 and 33 are reserved by the
-// C library and left alone by the Go runtime, so none of them can be relayed.
+// SIGPROF never reaches os/signal, and the runtime keeps signals 32-34 for
+// itself and the C libraries (thread cancellation, per-thread setuid, musl's
+// sync call), so none of them can be relayed.
 func forwardedSignals() []os.Signal {
 	var out []os.Signal
 	for n := syscall.Signal(1); n <= 64; n++ {
 		switch n {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, unix.SIGPROF, 32, 33:
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, unix.SIGPROF, 32, 33, 34:
 			continue
 		}
 		out = append(out, n)

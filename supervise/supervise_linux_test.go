@@ -417,3 +417,19 @@ func TestSignalBeforeStart(t *testing.T) {
 		t.Errorf("Run = %d, %v; want 143 (child killed by the forwarded SIGTERM)", code, err)
 	}
 }
+
+// TestEverySignalForwarded sends each forwardable signal to PID 1 from
+// outside the namespace; the app must catch every one of them.
+func TestEverySignalForwarded(t *testing.T) {
+	r := startInit(t, "sigecho", "SUPERVISE_KILL_TIMEOUT=-1s")
+	r.waitFile("ready")
+	for _, s := range forwardedSignals() {
+		n := s.(syscall.Signal)
+		if err := r.cmd.Process.Signal(n); err != nil {
+			t.Fatalf("send %v: %v", unix.SignalName(n), err)
+		}
+		r.waitFile("sig-" + strconv.Itoa(int(n)))
+	}
+	r.check(r.wait(), map[string]string{"exit": "0", "zombies": "0"})
+	t.Logf("%d signals forwarded", len(forwardedSignals()))
+}
