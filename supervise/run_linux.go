@@ -25,7 +25,9 @@ import (
 //
 // Run returns as soon as the main child has exited and every zombie present
 // at that moment is reaped; descendants still running are left alone (as
-// PID 1 the kernel kills them when the shim exits).
+// PID 1 the kernel kills them when the shim exits). While it runs, Run
+// collects every child of the process (wait4(-1)): nothing else in the
+// program may start or wait for children meanwhile.
 func Run(path string, argv, envp []string, o Options) (exitCode int, err error) {
 	// Subscribe before the child exists: a SIGTERM arriving between start and
 	// subscription would otherwise kill the shim with Go's default action and
