@@ -85,6 +85,13 @@ func (p *dotenvParser) skipBlankAndComments() {
 		case '#':
 			p.skipToLineEnd()
 		default:
+			// compose skips any Unicode space before a statement.
+			if c >= utf8.RuneSelf {
+				if r, size := utf8.DecodeRuneInString(p.src[p.i:]); unicode.IsSpace(r) {
+					p.i += size
+					continue
+				}
+			}
 			return
 		}
 	}
@@ -184,6 +191,10 @@ func dotenvKeyProblem(key string) string {
 			return "key contains a quote"
 		case c == '=':
 			return "key contains '='"
+		case c >= utf8.RuneSelf:
+			if r, _ := utf8.DecodeRuneInString(key[i:]); unicode.IsSpace(r) {
+				return "key contains a blank or a control character"
+			}
 		}
 	}
 	return ""

@@ -310,6 +310,7 @@ func TestWriteRefuses(t *testing.T) {
 		{"dotenv quote in name", Dotenv, vars(`A"`, canary), "quote"},
 		{"dotenv = in name", Dotenv, vars("A=B", canary), "'='"},
 		{"dotenv comment name", Dotenv, vars("#A", canary), "'#'"},
+		{"dotenv leading unicode blank", Dotenv, vars("\u00a0A", canary), "blank"},
 		{"json invalid utf-8 value", JSON, vars("A", canary+"\xff"), "UTF-8"},
 		{"json invalid utf-8 name", JSON, vars("A\xff", canary), "UTF-8"},
 		{"duplicate", Dotenv, vars("A", canary, "A", canary), "twice"},
@@ -386,6 +387,7 @@ func FuzzDotenvRoundTrip(f *testing.F) {
 	f.Add("A", "plain", "B", "")
 	f.Add("SECRET_KEY?", "it's \"x\"\n$HOME\\", "ÜBER", "\xff\r\n\t  ")
 	f.Add("export", `\0101 \$ \\ " '`, "A.B", "#")
+	f.Add("\u00a0A", "x", "\u3000", "y")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
 		roundTrip(t, Dotenv, func(b []byte) ([]fetch.Secret, error) { return fetch.ParseDotenv("f.env", b) },
 			func(name, value string) bool {
