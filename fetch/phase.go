@@ -77,6 +77,10 @@ type PhaseResult struct {
 	AppID, EnvID string
 	// ConfigFile is the .phase.json that supplied the app, if any.
 	ConfigFile string
+	// FromCache and CacheAge are set by the last-known-good cache
+	// (FetchPhaseCached); FetchPhase leaves them zero.
+	FromCache bool
+	CacheAge  time.Duration
 }
 
 // FetchPhase reads and decrypts the secrets of one Phase environment:
