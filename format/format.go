@@ -268,7 +268,7 @@ func dockerProblem(name, value string) string {
 	case !utf8.ValidString(name):
 		return "the name is not valid UTF-8"
 	case strings.IndexByte(value, '\n') >= 0:
-		return "value contains a newline (docker env files have no quoting; use --format dotenv or json, or --file KEY)"
+		return "value contains a newline (docker env files have no quoting; use --format dotenv or json)"
 	case strings.IndexByte(value, 0) >= 0:
 		return "value contains a NUL byte"
 	case strings.HasSuffix(value, "\r"):
