@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -505,4 +506,45 @@ func FuzzParseAssumeRoleWithWebIdentity(f *testing.F) {
 			t.Fatal("accepted incomplete credentials")
 		}
 	})
+}
+
+// recordingTB captures the guard's complaints instead of failing the test,
+// so the guard itself can be tested.
+type recordingTB struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
+}
+
+// TestGuardCatchesRealAddresses proves the dial guard works: with the real
+// default addresses, the IMDS and ECS providers try 169.254.169.254 and
+// 169.254.170.2, and the guard refuses before any packet is sent.
+func TestGuardCatchesRealAddresses(t *testing.T) {
+	loopbackOnly(t)
+	rec := &recordingTB{TB: t}
+	dialContext = awstest.LoopbackDial(rec)
+	ecsHost = "169.254.170.2"
+
+	_, _, err := newResolver(t, map[string]string{"AWS_EC2_METADATA_DISABLED": "false"}).resolveCredentials(context.Background())
+	if !errors.Is(err, fetch.ErrConfig) || !strings.Contains(err.Error(), "169.254.169.254") {
+		t.Errorf("imds with a refused dial: err = %v", err)
+	}
+	_, _, err = newResolver(t, map[string]string{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": fakeECSPath}).resolveCredentials(context.Background())
+	if !errors.Is(err, fetch.ErrUnavailable) {
+		t.Errorf("ecs with a refused dial: err = %v", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	joined := strings.Join(rec.msgs, "\n")
+	for _, addr := range []string{"169.254.169.254:80", "169.254.170.2:80"} {
+		if !strings.Contains(joined, addr) {
+			t.Errorf("guard did not report a dial to %s; it saw: %q", addr, joined)
+		}
+	}
 }
