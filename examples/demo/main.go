@@ -13,6 +13,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,9 +30,17 @@ import (
 // childArg makes this binary act as the wrapped command.
 const childArg = "__phase_shim_demo_child__"
 
+// dumpArg makes this binary print its environment as JSON (for the shell
+// contrast, which cannot be trusted to print it unambiguously).
+const dumpArg = "__phase_shim_demo_dump__"
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == childArg {
 		child()
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == dumpArg {
+		_ = json.NewEncoder(os.Stdout).Encode(os.Environ())
 		return
 	}
 	if err := run(); err != nil {
@@ -84,7 +93,7 @@ func run() error {
 	}
 
 	heading("3. The same secrets through the shell pattern phase-shim replaces")
-	contrast(emu, tmp)
+	contrast(emu, tmp, self)
 	return nil
 }
 
@@ -178,8 +187,9 @@ func child() {
 }
 
 // contrast runs `export $(cat secrets | xargs)` on the emulator's data in
-// the dotenv form `phase secrets export` writes (KEY="VALUE", unescaped).
-func contrast(emu *phasetest.Server, tmp string) {
+// the dotenv form `phase secrets export` writes (KEY="VALUE", unescaped),
+// then compares what the command would have received with the real values.
+func contrast(emu *phasetest.Server, tmp, self string) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		fmt.Println("   (no sh on this machine: skipped — which is rather the point)")
@@ -194,10 +204,22 @@ func contrast(emu *phasetest.Server, tmp string) {
 		fmt.Println("   (could not read the demo data:", err, ")")
 		return
 	}
-	var b strings.Builder
+	// phase secrets export resolves local references; so does this.
+	local := map[string]string{}
 	for _, s := range secrets {
 		if s.Path == "/" {
+			local[s.Key] = s.Value
+		}
+	}
+	var b strings.Builder
+	var want []phasetest.PlainSecret
+	for _, s := range secrets {
+		if s.Path == "/" {
+			if v, ok := local[strings.TrimSuffix(strings.TrimPrefix(s.Value, "${"), "}")]; ok {
+				s.Value = v
+			}
 			fmt.Fprintf(&b, "%s=\"%s\"\n", s.Key, s.Value)
+			want = append(want, s)
 		}
 	}
 	file := filepath.Join(tmp, "secrets.env")
@@ -205,24 +227,49 @@ func contrast(emu *phasetest.Server, tmp string) {
 		fmt.Println("   (could not write the export file:", err, ")")
 		return
 	}
-	script := `export $(cat "$1" | xargs) && echo "exported; DATABASE_URL is now: [$DATABASE_URL]"`
 	fmt.Println("   $ phase secrets export --env prod > secrets.env")
-	fmt.Println(`   $ sh -c 'export $(cat secrets.env | xargs) && …'`)
+	fmt.Println(`   $ sh -c 'export $(cat secrets.env | xargs) && exec print-env'`)
 	fmt.Println()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, sh, "-c", script, "sh", file)
+	cmd := exec.CommandContext(ctx, sh, "-c", `export $(cat "$1" | xargs) && exec "$2" "$3"`, "sh", file, self, dumpArg)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/home/demo"}
 	cmd.Dir = tmp
-	out, err := cmd.CombinedOutput()
-	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	for _, line := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
 		if line != "" {
 			fmt.Printf("   [sh] %s\n", line)
 		}
 	}
-	if err != nil {
-		fmt.Printf("   [sh] %v: the application never starts, or starts with mangled values.\n", err)
-	} else {
-		fmt.Println("   [sh] it \"worked\": compare the value above with what phase-shim delivered.")
+	if runErr != nil {
+		fmt.Printf("   [sh] %v: the command never starts.\n", runErr)
+		return
 	}
+	var environ []string
+	if err := json.Unmarshal(stdout.Bytes(), &environ); err != nil {
+		fmt.Println("   (could not read the command's environment)")
+		return
+	}
+	got := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	intact := 0
+	for _, s := range want {
+		v, ok := got[s.Key]
+		state := "intact"
+		switch {
+		case !ok:
+			state = "missing"
+		case v != s.Value:
+			state = fmt.Sprintf("mangled (%d bytes instead of %d)", len(v), len(s.Value))
+		default:
+			intact++
+		}
+		fmt.Printf("   [command] %-24s %s\n", s.Key, state)
+	}
+	fmt.Printf("   The command started anyway, with %d of %d secrets intact. phase-shim delivered all of them.\n", intact, len(want))
 }
