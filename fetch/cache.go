@@ -1,0 +1,436 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// DefaultCacheMaxAge is how old a last-known-good cache entry may be and
+// still stand in for an unreachable Phase.
+const DefaultCacheMaxAge = 24 * time.Hour
+
+// Cache errors. They describe the cache only and are never returned by
+// FetchPhaseCached, which always returns the error of the live fetch (with a
+// note about the cache) so the exit code stays that of the outage.
+var (
+	ErrCacheMiss    = errors.New("no cached secrets")
+	ErrCacheStale   = errors.New("cached secrets are too old")
+	ErrCacheCorrupt = errors.New("cache file unreadable")
+)
+
+// Cache is the opt-in last-known-good cache: one file per (token, host, app,
+// env, path, tags, ...) in Dir, encrypted and authenticated under a key
+// derived from the token. Without the token a file is useless: it can be
+// neither read nor forged, and its name says nothing about its context.
+//
+// Only Dir is touched (created 0700 when missing), so a read-only root file
+// system with a tmpfs or volume at Dir works.
+type Cache struct {
+	Dir    string
+	MaxAge time.Duration // DefaultCacheMaxAge when ≤ 0
+
+	now func() time.Time // tests
+}
+
+// CacheContext is what a cached result answers: two fetches with a
+// different context never share a file.
+type CacheContext struct {
+	Host, AppID, App, Env, Path string
+	AllPaths                    bool
+	Tags                        []string
+	References                  string
+	GenerateLeases              bool
+	// WorkDir matters only when the app comes from .phase.json (neither
+	// AppID nor App given): two checkouts may name different apps.
+	WorkDir string
+}
+
+// CacheContextOf is the context of a FetchPhase call, normalised so that
+// spellings Phase treats alike share a file.
+func CacheContextOf(o PhaseOptions) CacheContext {
+	c := CacheContext{
+		Host: strings.TrimSuffix(o.Host, "/"), AppID: o.AppID, App: strings.ToLower(o.App),
+		Env: strings.ToLower(o.Env), AllPaths: o.AllPaths, References: o.References,
+		GenerateLeases: o.GenerateLeases,
+	}
+	if c.Host == "" {
+		c.Host = DefaultPhaseHost
+	}
+	if !o.AllPaths {
+		c.Path = normalizePath(o.Path)
+	}
+	if c.References == "" {
+		c.References = RefStrict
+	}
+	for t := range newTagFilter(o.Tags) {
+		c.Tags = append(c.Tags, t)
+	}
+	slices.Sort(c.Tags)
+	if c.AppID == "" && c.App == "" {
+		c.WorkDir = o.WorkDir
+	}
+	return c
+}
+
+// encode is an unambiguous byte string of the context: every field is
+// length-prefixed, so no two contexts encode alike.
+func (cc CacheContext) encode() []byte {
+	var b []byte
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	flag := func(v bool) {
+		if v {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	str(cc.Host)
+	str(cc.AppID)
+	str(cc.App)
+	str(cc.Env)
+	str(cc.Path)
+	flag(cc.AllPaths)
+	b = binary.AppendUvarint(b, uint64(len(cc.Tags)))
+	for _, t := range cc.Tags {
+		str(t)
+	}
+	str(cc.References)
+	flag(cc.GenerateLeases)
+	str(cc.WorkDir)
+	return b
+}
+
+// Domain-separation labels: one token, two unrelated keys.
+const (
+	cacheKeyLabel  = "phase-shim cache v1 encryption key"
+	cacheNameLabel = "phase-shim cache v1 file name key"
+	cacheMagic     = "phase-shim-cache\x00v1\n"
+	// A cache holds what one Phase answer held; Phase answers are capped
+	// at 64 MiB, decrypted and base64-encoded they stay well below this.
+	maxCacheFile = 256 << 20
+)
+
+// deriveKey is BLAKE2b-256 keyed with the label over the whole token: the
+// token carries 256-bit secrets (key share, wrap key), so this is a
+// sound KDF, and a different label gives an independent key.
+func deriveKey(label, token string) [32]byte {
+	h, err := blake2b.New256([]byte(label))
+	if err != nil {
+		panic("blake2b: " + err.Error()) // a label under 64 bytes never fails
+	}
+	h.Write([]byte(token))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// fileID is the file's name stem and the AEAD's additional data: a keyed
+// hash of the context, so a file renamed to another context's name fails
+// to open, and the name leaks nothing without the token.
+func fileID(token string, cc CacheContext) string {
+	nk := deriveKey(cacheNameLabel, token)
+	h, _ := blake2b.New256(nk[:])
+	h.Write(cc.encode())
+	return hex.EncodeToString(h.Sum(nil)[:20])
+}
+
+func (c Cache) path(id string) string { return filepath.Join(c.Dir, id+".cache") }
+
+func (c Cache) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+func (c Cache) maxAge() time.Duration {
+	if c.MaxAge <= 0 {
+		return DefaultCacheMaxAge
+	}
+	return c.MaxAge
+}
+
+// cacheEntry is the plaintext. Strings go in as []byte (base64 in JSON) so
+// that values which are not valid UTF-8 come back byte for byte.
+type cacheEntry struct {
+	SavedAt    time.Time     `json:"saved_at"`
+	App        string        `json:"app"`
+	Env        string        `json:"env"`
+	Path       string        `json:"path"`
+	AppID      string        `json:"app_id"`
+	EnvID      string        `json:"env_id"`
+	ConfigFile string        `json:"config_file,omitempty"`
+	Secrets    []cacheSecret `json:"secrets"`
+}
+
+type cacheSecret struct {
+	Key    []byte `json:"k"`
+	Value  []byte `json:"v"`
+	Source []byte `json:"s"`
+}
+
+// Save writes r as the last-known-good result for (token, cc): a temporary
+// file in Dir, fsync, rename over the old one, fsync of Dir. A crash leaves
+// either the old file or the new one, never a torn one.
+func (c Cache) Save(token string, cc CacheContext, r *PhaseResult) error {
+	if c.Dir == "" {
+		return errors.New("cache: no directory")
+	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	e := cacheEntry{SavedAt: c.clock().UTC(), App: r.App, Env: r.Env, Path: r.Path,
+		AppID: r.AppID, EnvID: r.EnvID, ConfigFile: r.ConfigFile, Secrets: make([]cacheSecret, len(r.Secrets))}
+	for i, s := range r.Secrets {
+		e.Secrets[i] = cacheSecret{Key: []byte(s.Key), Value: []byte(s.Value), Source: []byte(s.Source)}
+	}
+	plain, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("cache: encoding: %w", err) // cannot happen for these types
+	}
+	id := fileID(token, cc)
+	key := deriveKey(cacheKeyLabel, token)
+	aead, _ := chacha20poly1305.NewX(key[:])
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("cache: random nonce: %w", err)
+	}
+	out := make([]byte, 0, len(cacheMagic)+len(nonce)+len(plain)+aead.Overhead())
+	out = append(out, cacheMagic...)
+	out = append(out, nonce...)
+	out = aead.Seal(out, nonce, plain, cacheAD(id))
+	clear(plain)
+
+	f, err := os.CreateTemp(c.Dir, ".tmp-*.cache")
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	// CreateTemp already uses 0600; Chmod makes it independent of that
+	// detail (and of an odd umask on the file system).
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if _, err := f.Write(out); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := os.Rename(tmp, c.path(id)); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	ok = true
+	syncDir(c.Dir)
+	return nil
+}
+
+// syncDir makes the rename durable. Some file systems refuse fsync on a
+// directory; the rename itself has happened, so that is not an error.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+func cacheAD(id string) []byte { return []byte(cacheMagic + id) }
+
+// Load reads the cached result for (token, cc) and its age. It fails with
+// ErrCacheMiss when there is none, ErrCacheCorrupt when the file does not
+// authenticate (another token, tampering, truncation) and ErrCacheStale,
+// with the age, when it is older than MaxAge.
+func (c Cache) Load(token string, cc CacheContext) (*PhaseResult, time.Duration, error) {
+	if c.Dir == "" {
+		return nil, 0, ErrCacheMiss
+	}
+	id := fileID(token, cc)
+	f, err := os.Open(c.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, ErrCacheMiss
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrCacheCorrupt, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCacheFile+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrCacheCorrupt, err)
+	}
+	if len(data) > maxCacheFile {
+		return nil, 0, fmt.Errorf("%w: larger than %d bytes", ErrCacheCorrupt, maxCacheFile)
+	}
+	e, err := openEntry(token, id, data)
+	if err != nil {
+		return nil, 0, err
+	}
+	age := c.clock().Sub(e.SavedAt)
+	if age < -time.Minute {
+		// A clock that went back, or a file from a machine ahead of us:
+		// its age is unknown, so it cannot be shown to be fresh.
+		return nil, age, fmt.Errorf("%w: written %s in the future", ErrCacheStale, (-age).Round(time.Second))
+	}
+	age = max(age, 0)
+	if age > c.maxAge() {
+		return nil, age, fmt.Errorf("%w: %s old, the maximum is %s", ErrCacheStale, roundAge(age), c.maxAge())
+	}
+	r := &PhaseResult{App: e.App, Env: e.Env, Path: e.Path, AppID: e.AppID, EnvID: e.EnvID,
+		ConfigFile: e.ConfigFile, Secrets: make([]Secret, len(e.Secrets)), FromCache: true, CacheAge: age}
+	for i, s := range e.Secrets {
+		r.Secrets[i] = Secret{Key: string(s.Key), Value: string(s.Value), Source: string(s.Source)}
+	}
+	return r, age, nil
+}
+
+// openEntry authenticates and decodes a cache file. Nothing in the file is
+// trusted before the tag checks.
+func openEntry(token, id string, data []byte) (*cacheEntry, error) {
+	if !bytes.HasPrefix(data, []byte(cacheMagic)) {
+		return nil, fmt.Errorf("%w: not a phase-shim cache file", ErrCacheCorrupt)
+	}
+	data = data[len(cacheMagic):]
+	key := deriveKey(cacheKeyLabel, token)
+	aead, _ := chacha20poly1305.NewX(key[:])
+	if len(data) < aead.NonceSize()+aead.Overhead() {
+		return nil, fmt.Errorf("%w: truncated", ErrCacheCorrupt)
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], cacheAD(id))
+	if err != nil {
+		return nil, fmt.Errorf("%w: does not authenticate (another token, or modified)", ErrCacheCorrupt)
+	}
+	defer clear(plain)
+	var e cacheEntry
+	if err := json.Unmarshal(plain, &e); err != nil {
+		// Authentic but undecodable: written by an incompatible version.
+		return nil, fmt.Errorf("%w: unknown layout", ErrCacheCorrupt)
+	}
+	return &e, nil
+}
+
+// Delete removes the cached result for (token, cc); a missing file is fine.
+func (c Cache) Delete(token string, cc CacheContext) error {
+	if c.Dir == "" {
+		return nil
+	}
+	err := os.Remove(c.path(fileID(token, cc)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}
+
+func roundAge(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// FetchPhaseCached is FetchPhase with the last-known-good cache c (a no-op
+// when c.Dir is empty):
+//
+//   - success: the result is saved (a failure to save is a warning in the
+//     result, never an error: the secrets are in hand);
+//   - ErrUnavailable (network, timeout, 5xx, 429 after retries): a cached
+//     result younger than c.MaxAge is returned with FromCache, CacheAge and
+//     a warning; a stale, missing or unreadable one leaves the original
+//     error, with a note about the cache;
+//   - ErrAuth (401/403, a bad token) and ErrConfig (unknown app or
+//     environment, 404): the cached result is deleted — secrets the token
+//     may no longer read must not outlive it — and the error returned;
+//   - anything else (a tampered answer, bad data): the error, cache kept
+//     but not used.
+func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResult, error) {
+	if c.Dir == "" {
+		return FetchPhase(ctx, o)
+	}
+	// Count HTTP attempts ourselves: FetchPhase returns no result on error,
+	// and the report of a cached start should say how hard we tried.
+	var attempts atomic.Int64
+	if o.HTTPClient == nil {
+		hc, err := NewHTTPClient(o)
+		if err != nil {
+			return nil, err
+		}
+		o.HTTPClient = hc
+	}
+	hc := *o.HTTPClient
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = countingTransport{base: base, n: &attempts}
+	o.HTTPClient = &hc
+
+	cc := CacheContextOf(o)
+	res, err := FetchPhase(ctx, o)
+	switch {
+	case err == nil:
+		if serr := c.Save(o.Token, cc, res); serr != nil {
+			res.Warnings = append(res.Warnings, "could not update the secrets cache: "+serr.Error())
+		}
+		return res, nil
+	case errors.Is(err, ErrAuth), errors.Is(err, ErrConfig):
+		if derr := c.Delete(o.Token, cc); derr != nil {
+			return nil, fmt.Errorf("%w (and the cached secrets could not be removed: %v)", err, derr)
+		}
+		return nil, err
+	case !errors.Is(err, ErrUnavailable):
+		return nil, err
+	}
+	cached, age, lerr := c.Load(o.Token, cc)
+	switch {
+	case lerr == nil:
+	case errors.Is(lerr, ErrCacheMiss):
+		return nil, err
+	case errors.Is(lerr, ErrCacheStale):
+		return nil, fmt.Errorf("%w (not using the cached secrets: %v)", err, lerr)
+	default:
+		return nil, fmt.Errorf("%w (the cached secrets cannot be used: %v)", err, lerr)
+	}
+	cached.Attempts = int(attempts.Load())
+	cached.Warnings = append(cached.Warnings, fmt.Sprintf(
+		"phase is unavailable (%v); using the cached secrets saved %s ago", err, roundAge(age)))
+	return cached, nil
+}
+
+type countingTransport struct {
+	base http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.n.Add(1)
+	return t.base.RoundTrip(r)
+}

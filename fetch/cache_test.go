@@ -1,0 +1,628 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/phase-shim/phase-shim/fetch/phasetest"
+)
+
+// Tokens of the right shape; the cache never parses them, it only derives
+// keys from the whole string.
+const (
+	cacheTokenA = "pss_service:v2:aaaa:bbbb:cccc:dddd"
+	cacheTokenB = "pss_service:v2:aaaa:bbbb:cccc:ddde" // one character apart
+)
+
+func sampleResult() *PhaseResult {
+	return &PhaseResult{
+		App: "shop", Env: "Production", Path: "/", AppID: "app-1", EnvID: "env-1",
+		Secrets: []Secret{
+			{Key: "PLAIN", Value: "v", Source: "phase:/"},
+			{Key: "SPACES", Value: "  a b  ", Source: "phase:/"},
+			{Key: "NEWLINES", Value: "line1\nline2\r\n", Source: "phase:/"},
+			{Key: "NUL", Value: "a\x00b", Source: "phase:/"},
+			{Key: "NOT_UTF8", Value: "\xff\xfe\x80", Source: "phase:/"},
+			{Key: "EMPTY", Value: "", Source: "phase:/"},
+			{Key: "SECRET_KEY?", Value: "x=$y`z`", Source: "phase:/backend"},
+		},
+	}
+}
+
+// diffSecrets compares two secret lists and reports key names and lengths
+// only, never a value.
+func diffSecrets(got, want []Secret) string {
+	var b strings.Builder
+	if len(got) != len(want) {
+		fmt.Fprintf(&b, "got %d secrets, want %d\n", len(got), len(want))
+	}
+	for i := 0; i < min(len(got), len(want)); i++ {
+		g, w := got[i], want[i]
+		if g.Key != w.Key || g.Source != w.Source {
+			fmt.Fprintf(&b, "#%d: got key %q from %q, want %q from %q\n", i, g.Key, g.Source, w.Key, w.Source)
+			continue
+		}
+		if g.Value != w.Value {
+			at := 0
+			for at < min(len(g.Value), len(w.Value)) && g.Value[at] == w.Value[at] {
+				at++
+			}
+			fmt.Fprintf(&b, "%s: got %d bytes, want %d bytes, first difference at byte %d\n", g.Key, len(g.Value), len(w.Value), at)
+		}
+	}
+	return b.String()
+}
+
+func testCache(t *testing.T) Cache {
+	return Cache{Dir: filepath.Join(t.TempDir(), "cache"), MaxAge: time.Hour}
+}
+
+func cacheFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+var ctxProd = CacheContext{Host: "https://phase.example", App: "shop", Env: "production", Path: "/", References: RefStrict}
+
+func TestCacheRoundTrip(t *testing.T) {
+	c := testCache(t)
+	want := sampleResult()
+	if err := c.Save(cacheTokenA, ctxProd, want); err != nil {
+		t.Fatal(err)
+	}
+	got, age, err := c.Load(cacheTokenA, ctxProd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffSecrets(got.Secrets, want.Secrets); d != "" {
+		t.Error(d)
+	}
+	labels := func(r *PhaseResult) []string { return []string{r.App, r.Env, r.Path, r.AppID, r.EnvID} }
+	if d := cmp.Diff(labels(want), labels(got)); d != "" {
+		t.Errorf("labels (-want +got):\n%s", d)
+	}
+	if !got.FromCache || got.CacheAge != age || age < 0 {
+		t.Errorf("FromCache %v, CacheAge %s, age %s", got.FromCache, got.CacheAge, age)
+	}
+	// A second save replaces the file and leaves no temporary behind.
+	if err := c.Save(cacheTokenA, ctxProd, want); err != nil {
+		t.Fatal(err)
+	}
+	if n := cacheFiles(t, c.Dir); len(n) != 1 || !strings.HasSuffix(n[0], ".cache") || strings.HasPrefix(n[0], ".tmp") {
+		t.Errorf("files in the cache dir: %q", n)
+	}
+}
+
+func TestCacheFileLeaksNothing(t *testing.T) {
+	c := testCache(t)
+	r := sampleResult()
+	r.Secrets = append(r.Secrets, Secret{Key: "MARKER_KEY_NAME", Value: "marker-value-0123456789", Source: "phase:/"})
+	if err := c.Save(cacheTokenA, ctxProd, r); err != nil {
+		t.Fatal(err)
+	}
+	names := cacheFiles(t, c.Dir)
+	data, err := os.ReadFile(filepath.Join(c.Dir, names[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"MARKER_KEY_NAME", "marker-value", "shop", "Production", "phase.example", cacheTokenA, "aaaa"} {
+		if strings.Contains(string(data), s) || strings.Contains(names[0], s) {
+			t.Errorf("cache file or its name contains the plaintext %q (%d bytes)", s, len(s))
+		}
+	}
+}
+
+func TestCacheOtherTokenOrContext(t *testing.T) {
+	c := testCache(t)
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	// Another token looks for another file name...
+	if _, _, err := c.Load(cacheTokenB, ctxProd); !errors.Is(err, ErrCacheMiss) {
+		t.Errorf("other token: got %v, want ErrCacheMiss", err)
+	}
+	// ...and a file copied to that name (someone who has the files but not
+	// the token) does not open.
+	src := c.path(fileID(cacheTokenA, ctxProd))
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.path(fileID(cacheTokenB, ctxProd)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Load(cacheTokenB, ctxProd); !errors.Is(err, ErrCacheCorrupt) {
+		t.Errorf("copied file, other token: got %v, want ErrCacheCorrupt", err)
+	}
+	// Same token, file moved to another context's name: the context is
+	// authenticated data, so staging (Staging's secrets served as
+	// Production's) fails too.
+	staging := ctxProd
+	staging.Env = "staging"
+	if err := os.WriteFile(c.path(fileID(cacheTokenA, staging)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Load(cacheTokenA, staging); !errors.Is(err, ErrCacheCorrupt) {
+		t.Errorf("file moved to another context: got %v, want ErrCacheCorrupt", err)
+	}
+}
+
+func TestCacheContextNames(t *testing.T) {
+	base := CacheContextOf(PhaseOptions{Host: "https://h/", App: "Shop", Env: "PROD", Path: "backend//", Tags: []string{"B_x", "a"}})
+	same := CacheContextOf(PhaseOptions{Host: "https://h", App: "shop", Env: "prod", Path: "/backend", Tags: []string{"a", "b x"}, References: RefStrict})
+	if d := cmp.Diff(base, same); d != "" {
+		t.Errorf("equivalent options give different contexts:\n%s", d)
+	}
+	variants := map[string]PhaseOptions{
+		"host":     {Host: "https://other", App: "shop", Env: "prod", Path: "/backend", Tags: []string{"a", "b x"}},
+		"app":      {Host: "https://h", App: "shop2", Env: "prod", Path: "/backend", Tags: []string{"a", "b x"}},
+		"app id":   {Host: "https://h", AppID: "shop", Env: "prod", Path: "/backend", Tags: []string{"a", "b x"}},
+		"env":      {Host: "https://h", App: "shop", Env: "dev", Path: "/backend", Tags: []string{"a", "b x"}},
+		"path":     {Host: "https://h", App: "shop", Env: "prod", Path: "/", Tags: []string{"a", "b x"}},
+		"all":      {Host: "https://h", App: "shop", Env: "prod", AllPaths: true, Tags: []string{"a", "b x"}},
+		"tags":     {Host: "https://h", App: "shop", Env: "prod", Path: "/backend", Tags: []string{"a"}},
+		"refs":     {Host: "https://h", App: "shop", Env: "prod", Path: "/backend", Tags: []string{"a", "b x"}, References: RefRaw},
+		"leases":   {Host: "https://h", App: "shop", Env: "prod", Path: "/backend", Tags: []string{"a", "b x"}, GenerateLeases: true},
+		"tag join": {Host: "https://h", App: "shop", Env: "prod", Path: "/backend", Tags: []string{"a b x"}},
+	}
+	seen := map[string]string{fileID(cacheTokenA, base): "base"}
+	for name, o := range variants {
+		id := fileID(cacheTokenA, CacheContextOf(o))
+		if prev, dup := seen[id]; dup {
+			t.Errorf("%s and %s share a cache file", name, prev)
+		}
+		seen[id] = name
+	}
+	// The work directory only counts when .phase.json picks the app.
+	a := CacheContextOf(PhaseOptions{App: "shop", WorkDir: "/a"})
+	b := CacheContextOf(PhaseOptions{App: "shop", WorkDir: "/b"})
+	if fileID(cacheTokenA, a) != fileID(cacheTokenA, b) {
+		t.Error("work dir changes the file although the app is given")
+	}
+	a, b = CacheContextOf(PhaseOptions{WorkDir: "/a"}), CacheContextOf(PhaseOptions{WorkDir: "/b"})
+	if fileID(cacheTokenA, a) == fileID(cacheTokenA, b) {
+		t.Error("two .phase.json checkouts share a cache file")
+	}
+}
+
+func TestCacheTamper(t *testing.T) {
+	c := testCache(t)
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.path(fileID(cacheTokenA, ctxProd))
+	orig, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One flipped bit anywhere (magic, nonce, ciphertext, tag), a
+	// truncation at any length, or an extra byte: never accepted.
+	for i := 0; i < len(orig); i++ {
+		mod := append([]byte(nil), orig...)
+		mod[i] ^= 0x01
+		if err := os.WriteFile(p, mod, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Load(cacheTokenA, ctxProd); !errors.Is(err, ErrCacheCorrupt) {
+			t.Fatalf("bit flip at byte %d of %d: got %v, want ErrCacheCorrupt", i, len(orig), err)
+		}
+	}
+	for _, n := range []int{0, 1, len(cacheMagic), len(cacheMagic) + 24, len(cacheMagic) + 39, len(orig) - 1} {
+		if err := os.WriteFile(p, orig[:n], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Load(cacheTokenA, ctxProd); !errors.Is(err, ErrCacheCorrupt) {
+			t.Errorf("truncated to %d bytes: got %v, want ErrCacheCorrupt", n, err)
+		}
+	}
+	if err := os.WriteFile(p, append(append([]byte(nil), orig...), 0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Load(cacheTokenA, ctxProd); !errors.Is(err, ErrCacheCorrupt) {
+		t.Errorf("extra byte: got %v, want ErrCacheCorrupt", err)
+	}
+}
+
+func TestCacheAge(t *testing.T) {
+	saved := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := testCache(t)
+	c.MaxAge = 2 * time.Hour
+	c.now = func() time.Time { return saved }
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		after   time.Duration
+		wantErr error
+	}{
+		{0, nil},
+		{2 * time.Hour, nil},
+		{2*time.Hour + time.Second, ErrCacheStale},
+		{48 * time.Hour, ErrCacheStale},
+		{-30 * time.Second, nil},       // small clock skew: age 0
+		{-2 * time.Hour, ErrCacheStale}, // written "in the future": age unknown
+	} {
+		c.now = func() time.Time { return saved.Add(tc.after) }
+		r, age, err := c.Load(cacheTokenA, ctxProd)
+		if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+			t.Errorf("after %s: got %v, want %v", tc.after, err, tc.wantErr)
+			continue
+		}
+		if err == nil && (r.CacheAge != max(tc.after, 0) || age != r.CacheAge) {
+			t.Errorf("after %s: age %s / %s", tc.after, age, r.CacheAge)
+		}
+		if errors.Is(err, ErrCacheStale) && tc.after > 0 && !strings.Contains(err.Error(), tc.after.String()) {
+			t.Errorf("after %s: the stale error does not give the age: %v", tc.after, err)
+		}
+	}
+	// The default maximum age is 24h.
+	c.MaxAge = 0
+	c.now = func() time.Time { return saved.Add(23 * time.Hour) }
+	if _, _, err := c.Load(cacheTokenA, ctxProd); err != nil {
+		t.Errorf("23h with the default max age: %v", err)
+	}
+	c.now = func() time.Time { return saved.Add(25 * time.Hour) }
+	if _, _, err := c.Load(cacheTokenA, ctxProd); !errors.Is(err, ErrCacheStale) {
+		t.Errorf("25h with the default max age: %v", err)
+	}
+}
+
+func TestCacheModes(t *testing.T) {
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	c := testCache(t)
+	c.Dir = filepath.Join(c.Dir, "nested", "dir")
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{c.Dir, filepath.Dir(c.Dir)} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o700 {
+			t.Errorf("%s: mode %o, want 700", d, m)
+		}
+	}
+	fi, err := os.Stat(c.path(fileID(cacheTokenA, ctxProd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Errorf("cache file mode %o, want 600", m)
+	}
+	// An existing directory (a volume) keeps its own mode: we do not chmod
+	// what we did not create.
+	vol := t.TempDir()
+	if err := os.Chmod(vol, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Cache{Dir: vol}).Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(vol); fi.Mode().Perm() != 0o750 {
+		t.Errorf("existing dir mode changed to %o", fi.Mode().Perm())
+	}
+}
+
+func TestCacheDelete(t *testing.T) {
+	c := testCache(t)
+	if err := c.Delete(cacheTokenA, ctxProd); err != nil {
+		t.Errorf("delete without a file (or dir): %v", err)
+	}
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(cacheTokenB, ctxProd); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Load(cacheTokenA, ctxProd); err != nil {
+		t.Errorf("another token's delete removed the file: %v", err)
+	}
+	if err := c.Delete(cacheTokenA, ctxProd); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Load(cacheTokenA, ctxProd); !errors.Is(err, ErrCacheMiss) {
+		t.Errorf("after delete: %v", err)
+	}
+}
+
+// unwritableDir is a cache directory that cannot be created, for any user,
+// root included: its parent is a regular file.
+func unwritableDir(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(f, "cache")
+}
+
+// --- FetchPhaseCached against the emulator ---
+
+type cachedFixture struct {
+	srv   *phasetest.Server
+	token string
+	o     PhaseOptions
+	c     Cache
+}
+
+func newCachedFixture(t *testing.T) *cachedFixture {
+	t.Helper()
+	s := phasetest.New(phasetest.DemoFixture())
+	t.Cleanup(s.Close)
+	tok := s.Token("shop", "service_v2")
+	return &cachedFixture{
+		srv: s, token: tok, c: testCache(t),
+		o: PhaseOptions{Token: tok, Host: s.URL(), App: "shop", Env: "Production", Path: "/",
+			MaxAttempts: 3, RetryBase: time.Millisecond, RetryMax: 2 * time.Millisecond},
+	}
+}
+
+func (f *cachedFixture) fetch(t *testing.T) (*PhaseResult, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return FetchPhaseCached(ctx, f.o, f.c)
+}
+
+func (f *cachedFixture) cacheExists(t *testing.T) bool {
+	t.Helper()
+	_, err := os.Stat(f.c.path(fileID(f.token, CacheContextOf(f.o))))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestFetchPhaseCachedOutage(t *testing.T) {
+	f := newCachedFixture(t)
+	live, err := f.fetch(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.FromCache || !f.cacheExists(t) {
+		t.Fatalf("live fetch: FromCache %v, cache written %v", live.FromCache, f.cacheExists(t))
+	}
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway} {
+		f.srv.ClearFaults()
+		f.srv.FailFirst(1000, status)
+		got, err := f.fetch(t)
+		if err != nil {
+			t.Fatalf("%d with a fresh cache: %v", status, err)
+		}
+		if d := diffSecrets(got.Secrets, live.Secrets); d != "" {
+			t.Errorf("%d: cached secrets differ:\n%s", status, d)
+		}
+		if !got.FromCache || got.Attempts != 3 || got.App != "shop" || got.Env != "Production" {
+			t.Errorf("%d: FromCache %v attempts %d app %q env %q", status, got.FromCache, got.Attempts, got.App, got.Env)
+		}
+		if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "cached secrets saved") {
+			t.Errorf("%d: warnings %q", status, got.Warnings)
+		}
+	}
+
+	// Stale: same outage, the cache is older than the maximum age.
+	f.c.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	_, err = f.fetch(t)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "too old") {
+		t.Errorf("stale cache: got %v, want ErrUnavailable mentioning the age", err)
+	}
+	f.c.now = nil
+
+	// A refused connection is an outage too.
+	f.srv.Close()
+	if got, err := f.fetch(t); err != nil || !got.FromCache {
+		t.Errorf("server gone: %v", err)
+	}
+}
+
+func TestFetchPhaseCachedAuthDeletes(t *testing.T) {
+	f := newCachedFixture(t)
+	tok, err := f.srv.MintToken("shop", "service_v2", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.token, f.o.Token = tok, tok
+	if _, err := f.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	if !f.cacheExists(t) {
+		t.Fatal("no cache after a live fetch")
+	}
+	f.srv.ExpireToken(tok)
+	if _, err := f.fetch(t); !errors.Is(err, ErrAuth) {
+		t.Fatalf("expired token: got %v, want ErrAuth", err)
+	}
+	if f.cacheExists(t) {
+		t.Error("the cache survived a rejected token")
+	}
+	// 401 from the server the same way.
+	f.srv.ClearFaults()
+	f2 := newCachedFixture(t)
+	if _, err := f2.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	f2.srv.FailFirst(1, http.StatusUnauthorized)
+	if _, err := f2.fetch(t); !errors.Is(err, ErrAuth) || f2.cacheExists(t) {
+		t.Errorf("401: err %v, cache still there %v", err, f2.cacheExists(t))
+	}
+}
+
+func TestFetchPhaseCachedConfigDeletes(t *testing.T) {
+	f := newCachedFixture(t)
+	// A cache for an environment that no longer exists (deleted in Phase,
+	// or the token lost access to it).
+	f.o.Env = "Retired"
+	if err := f.c.Save(f.token, CacheContextOf(f.o), sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.fetch(t); !errors.Is(err, ErrConfig) {
+		t.Fatalf("unknown env: got %v, want ErrConfig", err)
+	}
+	if f.cacheExists(t) {
+		t.Error("the cache survived an unknown environment")
+	}
+}
+
+func TestFetchPhaseCachedTamperedNotUsed(t *testing.T) {
+	f := newCachedFixture(t)
+	if _, err := f.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.TamperSecret("shop", "Production", "STRIPE_KEY"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.fetch(t); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("tampered: got %v, want ErrProtocol", err)
+	}
+	if !f.cacheExists(t) {
+		t.Error("a tampered answer removed the cache")
+	}
+}
+
+func TestFetchPhaseCachedUnusableCache(t *testing.T) {
+	f := newCachedFixture(t)
+	if _, err := f.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	p := f.c.path(fileID(f.token, CacheContextOf(f.o)))
+	if err := os.WriteFile(p, []byte(cacheMagic+"garbage that is long enough to hold a nonce and a tag"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.FailFirst(1000, http.StatusServiceUnavailable)
+	_, err := f.fetch(t)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cannot be used") {
+		t.Errorf("corrupt cache during an outage: %v", err)
+	}
+	// No cache at all: just the outage.
+	f.c.Dir = filepath.Join(t.TempDir(), "empty")
+	if _, err := f.fetch(t); !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "cache") {
+		t.Errorf("no cache during an outage: %v", err)
+	}
+}
+
+func TestFetchPhaseCachedUnwritableWarns(t *testing.T) {
+	f := newCachedFixture(t)
+	f.c.Dir = unwritableDir(t)
+	res, err := f.fetch(t)
+	if err != nil {
+		t.Fatalf("an unwritable cache failed the start: %v", err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "could not update the secrets cache") {
+		t.Errorf("warnings: %q", res.Warnings)
+	}
+}
+
+// TestCacheReadOnlyFS runs Save and Load in a child with its own mount
+// namespace, where the whole temporary tree is a read-only bind mount and
+// only the cache directory is a writable tmpfs: the container layout with a
+// read-only root. A second child makes the cache dir itself read-only.
+func TestCacheReadOnlyFS(t *testing.T) {
+	if mode := os.Getenv("PHASE_SHIM_CACHE_ROFS_CHILD"); mode != "" {
+		roFSChild(mode)
+		return
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("PHASE_SHIM_REQUIRE_ROOT") == "1" {
+			t.Fatal("needs root for a mount namespace")
+		}
+		t.Skip("needs root for a mount namespace")
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "cache"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"tmpfs", "readonly"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCacheReadOnlyFS$", "-test.v")
+		cmd.Env = append(os.Environ(), "PHASE_SHIM_CACHE_ROFS_CHILD="+mode, "PHASE_SHIM_CACHE_ROFS_ROOT="+root)
+		cmd.SysProcAttr = &unix.SysProcAttr{Unshareflags: unix.CLONE_NEWNS}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ROFS-CHILD-OK") {
+			t.Errorf("%s: child failed: %v\n%s", mode, err, out)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "cache")); len(ents) != 0 {
+		t.Errorf("the child's tmpfs leaked into the parent: %d entries", len(ents))
+	}
+}
+
+func roFSChild(mode string) {
+	fail := func(format string, a ...any) {
+		fmt.Printf("ROFS-CHILD-FAIL: "+format+"\n", a...)
+		os.Exit(1)
+	}
+	root := os.Getenv("PHASE_SHIM_CACHE_ROFS_ROOT")
+	dir := filepath.Join(root, "cache")
+	// Go made the new namespace's mounts private, so none of this is seen
+	// outside the child.
+	if err := unix.Mount(root, root, "", unix.MS_BIND, ""); err != nil {
+		fail("bind: %v", err)
+	}
+	if err := unix.Mount("", root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		fail("remount ro: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "probe"), nil, 0o600); err == nil {
+		fail("the root is writable")
+	}
+	switch mode {
+	case "tmpfs":
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700,size=4m"); err != nil {
+			fail("tmpfs: %v", err)
+		}
+	case "readonly":
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY, "mode=0700,size=4m"); err != nil {
+			fail("tmpfs: %v", err)
+		}
+	}
+	c := Cache{Dir: dir}
+	err := c.Save(cacheTokenA, ctxProd, sampleResult())
+	switch mode {
+	case "tmpfs":
+		if err != nil {
+			fail("save on tmpfs: %v", err)
+		}
+		r, _, err := c.Load(cacheTokenA, ctxProd)
+		if err != nil {
+			fail("load: %v", err)
+		}
+		if d := diffSecrets(r.Secrets, sampleResult().Secrets); d != "" {
+			fail("round trip: %s", d)
+		}
+	case "readonly":
+		if !errors.Is(err, unix.EROFS) {
+			fail("save on a read-only dir: got %v, want EROFS", err)
+		}
+		// The library's answer to that is a warning, not a failed start.
+		s := phasetest.New(phasetest.DemoFixture())
+		defer s.Close()
+		res, err := FetchPhaseCached(context.Background(), PhaseOptions{Token: s.Token("shop", "service_v2"),
+			Host: s.URL(), App: "shop", Env: "Production"}, c)
+		if err != nil {
+			fail("fetch with a read-only cache: %v", err)
+		}
+		if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "read-only file system") {
+			fail("warnings %q", res.Warnings)
+		}
+	}
+	fmt.Println("ROFS-CHILD-OK")
+}
