@@ -259,7 +259,7 @@ func TestCacheAge(t *testing.T) {
 		{2 * time.Hour, nil},
 		{2*time.Hour + time.Second, ErrCacheStale},
 		{48 * time.Hour, ErrCacheStale},
-		{-30 * time.Second, nil},       // small clock skew: age 0
+		{-30 * time.Second, nil},        // small clock skew: age 0
 		{-2 * time.Hour, ErrCacheStale}, // written "in the future": age unknown
 	} {
 		c.now = func() time.Time { return saved.Add(tc.after) }
