@@ -193,3 +193,23 @@ func TestCanonicalHelpers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCanonicalQuery: canonicalisation is idempotent and its output only
+// holds unreserved characters, '%XX', '=' and '&'.
+func FuzzCanonicalQuery(f *testing.F) {
+	f.Add("Param2=value2&Param1=value1")
+	f.Add("a=%zz&b=+&c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		once := canonicalQuery(raw)
+		if twice := canonicalQuery(once); twice != once {
+			t.Fatalf("not idempotent: %q -> %q -> %q", raw, once, twice)
+		}
+		for i := 0; i < len(once); i++ {
+			c := once[i]
+			if !(c == '%' || c == '=' || c == '&' || c == '-' || c == '_' || c == '.' || c == '~' ||
+				'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+				t.Fatalf("byte %q left unencoded in %q", c, once)
+			}
+		}
+	})
+}

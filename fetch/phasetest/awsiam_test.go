@@ -14,7 +14,7 @@ import (
 
 // awsLogin builds a login body signed for principal p at t, then lets mutate
 // change any part before encoding.
-func awsLogin(t *testing.T, accountID string, p AWSPrincipal, stsURL string, at time.Time, mutate func(headers map[string]string, req map[string]any)) []byte {
+func awsLogin(t testing.TB, accountID string, p AWSPrincipal, stsURL string, at time.Time, mutate func(headers map[string]string, req map[string]any)) []byte {
 	t.Helper()
 	u, _ := url.Parse(stsURL)
 	body := []byte("Action=GetCallerIdentity&Version=2011-06-15")
@@ -174,4 +174,22 @@ func TestFnmatch(t *testing.T) {
 			t.Errorf("fnmatch(%q, %q) = %t", tt.p, tt.s, got)
 		}
 	}
+}
+
+// FuzzAWSIAMLogin: any body gets a JSON answer, never a panic, and only a
+// correctly signed request can succeed.
+func FuzzAWSIAMLogin(f *testing.F) {
+	s := New(Fixture{Apps: []App{{Name: "shop", Envs: []Env{{Name: "Production"}}}}})
+	defer s.Close()
+	p := AWSPrincipal{AccessKeyID: "AKIAFUZZ", SecretAccessKey: "fuzz-secret", ARN: "arn:aws:iam::1:user/fuzz"}
+	c := AWSIAM{App: "shop", Principals: []AWSPrincipal{p}, STSEndpoint: "https://sts.amazonaws.com", SignatureTTL: time.Minute, DefaultTTL: 60, MaxTTL: 120, Now: time.Now}
+	f.Add(awsLogin(f, s.AccountID("shop", ServiceV2), p, "https://sts.amazonaws.com", time.Now(), nil))
+	f.Add([]byte(`{"account":{"type":"service","id":"x"},"awsIam":{}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, _ := http.NewRequest(http.MethodPost, AWSIAMPath, bytes.NewReader(body))
+		status, _ := s.awsIAMLogin(c, &AWSIAMLogins{}, r)
+		if status == 0 {
+			t.Fatal("no status")
+		}
+	})
 }
