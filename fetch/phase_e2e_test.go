@@ -408,3 +408,25 @@ func TestE2EFaults(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFetchPhase is a whole fetch (two requests, decryption) of N
+// secrets from the emulator over loopback HTTP.
+func BenchmarkFetchPhase(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			s := phasetest.New(phasetest.Large(n))
+			defer s.Close()
+			o := e2eOptions(s, phasetest.ServiceV2, "large", "Production")
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := fetch.FetchPhase(context.Background(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(res.Secrets) != n {
+					b.Fatalf("%d secrets", len(res.Secrets))
+				}
+			}
+		})
+	}
+}

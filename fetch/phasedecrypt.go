@@ -62,6 +62,11 @@ func (s *session) fetchBucket(ctx context.Context, app *apiApp, env *apiEnv, pat
 			}
 		}
 		sec.Path = normalizePath(sec.Path)
+		if path != "" && sec.Path != path {
+			// The server filters by the Path header; a server that ignores
+			// it must not widen what the command receives.
+			continue
+		}
 		b.secrets = append(b.secrets, sec)
 	}
 	n := len(b.secrets)
