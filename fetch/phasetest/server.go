@@ -10,6 +10,7 @@ package phasetest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -27,6 +28,7 @@ import (
 // Server is a running emulator.
 type Server struct {
 	hs   *httptest.Server
+	tls  bool
 	done chan struct{}
 	once sync.Once
 
@@ -127,7 +129,13 @@ type config struct {
 	seed      *uint64
 	rateLimit int
 	burst     int
+	tls       bool
 }
+
+// WithTLS serves HTTPS with httptest's self-signed certificate for
+// 127.0.0.1 (URL then starts with https://). CACertPEM gives the
+// certificate to trust; a client without it sees an unknown authority.
+func WithTLS() Option { return func(c *config) { c.tls = true } }
 
 // WithSeed makes every generated id, key and ciphertext a function of seed,
 // so two emulators built from one fixture serve identical data.
@@ -148,9 +156,27 @@ func New(f Fixture, opts ...Option) *Server {
 		panic("phasetest: " + err.Error())
 	}
 	s.hs = httptest.NewUnstartedServer(s)
-	s.hs.Config.ConnState = s.connState
-	s.hs.Start()
+	s.start()
 	return s
+}
+
+func (s *Server) start() {
+	s.hs.Config.ConnState = s.connState
+	if s.tls {
+		s.hs.StartTLS()
+	} else {
+		s.hs.Start()
+	}
+}
+
+// CACertPEM is the PEM certificate a client must trust to reach a WithTLS
+// server (nil without TLS); write it to a file for SSL_CERT_FILE or
+// --ca-file.
+func (s *Server) CACertPEM() []byte {
+	if s.hs.Certificate() == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.hs.Certificate().Raw})
 }
 
 // Start is New on a fixed address such as "127.0.0.1:0" or
@@ -167,8 +193,7 @@ func Start(addr string, f Fixture, opts ...Option) (*Server, error) {
 	s.hs = httptest.NewUnstartedServer(s)
 	s.hs.Listener.Close()
 	s.hs.Listener = l
-	s.hs.Config.ConnState = s.connState
-	s.hs.Start()
+	s.start()
 	return s, nil
 }
 
@@ -223,6 +248,7 @@ func build(f Fixture, opts []Option) (*Server, error) {
 		o(&c)
 	}
 	s := &Server{
+		tls:     c.tls,
 		done:    make(chan struct{}),
 		tokens:  map[string]*token{},
 		folders: map[string]string{},

@@ -2,6 +2,8 @@ package phasetest
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -741,4 +743,34 @@ func FuzzWriteBody(f *testing.F) {
 		}
 		e.secrets = e.secrets[:n]
 	})
+}
+
+func TestTLS(t *testing.T) {
+	s := New(DemoFixture(), WithTLS())
+	defer s.Close()
+	if !strings.HasPrefix(s.URL(), "https://127.0.0.1:") {
+		t.Fatalf("URL %s", s.URL())
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.CACertPEM()) {
+		t.Fatalf("CACertPEM is not a PEM certificate")
+	}
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := trusting.Get(s.URL() + "/service/secrets/tokens/")
+	if err != nil {
+		t.Fatalf("with the CA: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 { // no Authorization header
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	var unknown x509.UnknownAuthorityError
+	if _, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}}).Get(s.URL()); !errors.As(err, &unknown) {
+		t.Errorf("without the CA: %v", err)
+	}
+	plain := New(DemoFixture())
+	defer plain.Close()
+	if plain.CACertPEM() != nil {
+		t.Errorf("CA for a plain HTTP server")
+	}
 }
