@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -331,5 +332,61 @@ func TestFetchPhaseUnknownCAIsNotRetried(t *testing.T) {
 	o := vectorOptions(ts.URL)
 	if _, err := FetchPhase(t.Context(), o); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "--ca-file") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The system pool is loaded once per process, so SSL_CERT_FILE and the
+// embedded fallback roots are checked in a child process running the test
+// binary again.
+func TestSystemRootsInChild(t *testing.T) {
+	if os.Getenv("PHASE_SHIM_ROOTS_CHILD") != "" {
+		t.Skip("parent-only test")
+	}
+	ts, caPath := selfSignedServer(t)
+	run := func(name string, env ...string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRootsChild$", "-test.v")
+		cmd.Env = append(os.Environ(), append(env, "PHASE_SHIM_ROOTS_CHILD="+name, "PHASE_SHIM_ROOTS_URL="+ts.URL)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("trusts", "SSL_CERT_FILE="+caPath, "SSL_CERT_DIR=/nonexistent"); err != nil {
+		t.Errorf("SSL_CERT_FILE not honoured: %v\n%s", err, out)
+	}
+	if out, err := run("fallback", "SSL_CERT_FILE=/nonexistent/ca.pem", "SSL_CERT_DIR=/nonexistent"); err != nil {
+		t.Errorf("fallback roots not used on an image without a bundle: %v\n%s", err, out)
+	}
+}
+
+func TestRootsChild(t *testing.T) {
+	mode := os.Getenv("PHASE_SHIM_ROOTS_CHILD")
+	if mode == "" {
+		t.Skip("run by TestSystemRootsInChild")
+	}
+	switch mode {
+	case "trusts":
+		c, err := NewHTTPClient(PhaseOptions{VerifySSL: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Get(os.Getenv("PHASE_SHIM_ROOTS_URL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	case "fallback":
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			t.Fatal(err)
+		}
+		//lint:ignore SA1019 the fallback pool is an ordinary pool; Subjects is accurate for it
+		if n := len(pool.Subjects()); n < 50 {
+			t.Fatalf("%d roots without a system bundle, want the embedded fallback set", n)
+		}
+		// A private CA is still refused: fallback roots are public CAs.
+		c, _ := NewHTTPClient(PhaseOptions{VerifySSL: true})
+		if resp, err := c.Get(os.Getenv("PHASE_SHIM_ROOTS_URL")); err == nil {
+			resp.Body.Close()
+			t.Fatal("self-signed server trusted")
+		}
 	}
 }
