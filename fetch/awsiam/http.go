@@ -29,7 +29,7 @@ var dialContext = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
 const (
 	imdsDialTimeout    = 250 * time.Millisecond // the SDK's value
 	imdsRequestTimeout = time.Second
-	imdsAttempts       = 2
+	imdsAttempts       = 2 // for the role and credential reads; the token PUT is tried once
 
 	containerDialTimeout    = time.Second
 	containerRequestTimeout = 2 * time.Second

@@ -484,7 +484,9 @@ func (r resolver) imds(ctx context.Context) (Credentials, error) {
 	client := newClient(imdsDialTimeout, imdsRequestTimeout, false)
 	what := "EC2 instance metadata at " + ep
 
-	resp, err := do(ctx, client, imdsAttempts, func(s int) bool { return s >= 500 }, func() (*http.Request, error) {
+	// One attempt only for the token: it is also the probe for "is there an
+	// IMDS at all", and on Fargate or a laptop the answer must come fast.
+	resp, err := do(ctx, client, 1, nil, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPut, ep+"/latest/api/token", nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", fetch.ErrConfig, what, err)
