@@ -40,6 +40,8 @@ type Globals struct {
 	LeaseTTL       time.Duration `name:"lease-ttl" env:"PHASE_SHIM_LEASE_TTL" placeholder:"D" group:"phase" help:"Lifetime of a generated lease (server default when unset)."`
 	CAFile         string        `name:"ca-file" env:"PHASE_CA_FILE" placeholder:"PATH" group:"phase" help:"Extra PEM root certificates (private CA of a self-hosted Phase). SSL_CERT_FILE is honoured too."`
 	VerifySSL      bool          `name:"verify-ssl" env:"PHASE_VERIFY_SSL" default:"true" negatable:"" group:"phase" help:"Verify the server's certificate. --verify-ssl=false is for development only."`
+	CacheDir       string        `name:"cache-dir" env:"PHASE_SHIM_CACHE_DIR" placeholder:"DIR" group:"phase" help:"Keep an encrypted last-known-good copy of the secrets here (off by default). Used only when Phase is unreachable and the copy is younger than --cache-max-age; readable only with the token."`
+	CacheMaxAge    time.Duration `name:"cache-max-age" env:"PHASE_SHIM_CACHE_MAX_AGE" default:"24h" placeholder:"D" group:"phase" help:"Oldest cached copy --cache-dir may use."`
 	Timeout        time.Duration `name:"timeout" env:"PHASE_SHIM_TIMEOUT" default:"30s" placeholder:"D" group:"phase" help:"Deadline for gathering all secrets, retries included."`
 
 	// Files. PHASE_SHIM_ENV_FILES is read by hand: kong would split the flag

@@ -23,6 +23,12 @@ type reportRow struct {
 	Size   int    `json:"size"`             // value length in bytes
 }
 
+// cacheUse says whether --cache-dir supplied the Phase secrets.
+type cacheUse struct {
+	Used       bool `json:"used"`
+	AgeSeconds int  `json:"age_seconds,omitempty"`
+}
+
 type report struct {
 	OK       bool        `json:"ok"`
 	ExitCode int         `json:"exit_code"`
@@ -30,6 +36,7 @@ type report struct {
 	App      string      `json:"app,omitempty"`
 	Env      string      `json:"env,omitempty"`
 	Path     *string     `json:"path,omitempty"`
+	Cache    *cacheUse   `json:"cache,omitempty"`
 	Files    []string    `json:"files"`
 	Secrets  int         `json:"secrets"` // how many variables the command would get from secrets
 	Rows     []reportRow `json:"entries"`
@@ -120,6 +127,9 @@ func cmdCheck(cli *CLI, log *logger, stdout io.Writer) int {
 	}
 	if p.phase != nil {
 		rep.App, rep.Env, rep.Path = p.phase.App, p.phase.Env, &p.phase.Path
+		if cli.CacheDir != "" {
+			rep.Cache = &cacheUse{Used: p.phase.FromCache, AgeSeconds: int(p.phase.CacheAge.Seconds())}
+		}
 	}
 	for _, e := range p.entries {
 		if e.Action != shimexec.Preserved {

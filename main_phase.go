@@ -1,36 +1,45 @@
-//go:build phase
-
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/phase-shim/phase-shim/fetch"
 )
 
-// fetchPhase reads the secrets of one Phase app/env/path.
+// fetchPhase reads the secrets of one Phase app/env/path, through the
+// last-known-good cache when --cache-dir is set.
 func fetchPhase(ctx context.Context, g *Globals, token string, log *logger) (*phaseInfo, []fetch.Secret, error) {
-	res, err := fetch.FetchPhase(ctx, phaseOptions(g, token, log))
+	o := phaseOptions(g, token, log)
+	res, err := fetch.FetchPhaseCached(ctx, o, fetch.Cache{Dir: g.CacheDir, MaxAge: g.CacheMaxAge})
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, w := range res.Warnings {
 		log.Warn(w)
 	}
-	info := &phaseInfo{App: res.App, Env: res.Env, Path: res.Path, Requests: res.Requests, Attempts: res.Attempts}
+	if res.ConfigFile != "" {
+		log.Debug("app from "+res.ConfigFile, field{"config_file", res.ConfigFile})
+	}
+	info := &phaseInfo{
+		App: res.App, Env: res.Env, Path: res.Path,
+		Requests: res.Requests, Attempts: res.Attempts,
+		FromCache: res.FromCache, CacheAge: res.CacheAge,
+	}
 	return info, res.Secrets, nil
 }
 
+// phaseOptions is the one place the command line becomes FetchPhase's
+// options.
 func phaseOptions(g *Globals, token string, log *logger) fetch.PhaseOptions {
-	wd, _ := os.Getwd() // only used to find .phase.json; "" disables that
-	host := g.Host
-	if host == "" {
-		host = "https://console.phase.dev"
+	wd, err := os.Getwd() // only used to find .phase.json; "" skips that
+	if err != nil {
+		log.Debug(fmt.Sprintf("no working directory (%v): .phase.json is not looked for", err))
 	}
 	return fetch.PhaseOptions{
 		Token:          token,
-		Host:           host,
+		Host:           g.Host,
 		AppID:          g.AppID,
 		App:            g.App,
 		Env:            g.Env,

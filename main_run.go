@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	shimexec "github.com/phase-shim/phase-shim/exec"
 	"github.com/phase-shim/phase-shim/fetch"
@@ -257,6 +258,11 @@ func summary(log *logger, p *plan, verb string) {
 	if p.phase != nil && p.phase.Attempts > p.phase.Requests {
 		count(p.phase.Attempts, "attempts")
 	}
+	if p.phase != nil && p.phase.FromCache {
+		age := p.phase.CacheAge.Round(time.Second)
+		notes = append(notes, "from the cache, "+age.String()+" old")
+		fields = append(fields, field{"from_cache", true}, field{"cache_age_seconds", int(age.Seconds())})
+	}
 	noun := "secrets"
 	if n == 1 {
 		noun = "secret"
@@ -309,4 +315,6 @@ func exitCode(err error) int {
 type phaseInfo struct {
 	App, Env, Path     string
 	Requests, Attempts int
+	FromCache          bool
+	CacheAge           time.Duration
 }

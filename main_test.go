@@ -72,7 +72,10 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			e.Setenv("BIN", filepath.Dir(shim))
-			return copyDir(filepath.Join("testdata", "corpus"), filepath.Join(e.WorkDir, "corpus"))
+			if err := copyDir(filepath.Join("testdata", "corpus"), filepath.Join(e.WorkDir, "corpus")); err != nil {
+				return err
+			}
+			return setupPhase(e)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"status":   cmdStatus,
