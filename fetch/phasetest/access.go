@@ -160,13 +160,12 @@ func (s *Server) Secrets(appName, envName string) ([]PlainSecret, error) {
 				return nil, fmt.Errorf("secret %s: %w", sec.id, err)
 			}
 		}
-		for _, o := range sec.overrides {
+		if o := firstOverride(sec.overrides); o != nil {
 			v, err := s.decryptString(e, o.valueCT)
 			if err != nil {
 				return nil, fmt.Errorf("secret %s override: %w", sec.id, err)
 			}
 			p.Override = &Override{Value: v, Active: o.active}
-			break
 		}
 		out = append(out, p)
 	}
@@ -203,4 +202,20 @@ func (s *Server) AddSecret(appName, envName string, sec Secret) error {
 	}
 	e.secrets = append(e.secrets, stored)
 	return nil
+}
+
+// firstOverride prefers the fixture's shared override, then the one with
+// the smallest account id, so the view does not depend on map order.
+func firstOverride(m map[string]*override) *override {
+	if o, ok := m[""]; ok {
+		return o
+	}
+	var best string
+	var out *override
+	for id, o := range m {
+		if out == nil || id < best {
+			best, out = id, o
+		}
+	}
+	return out
 }

@@ -336,6 +336,9 @@ func (s *Server) buildEnv(a *app, index int, fe Env, now time.Time) (*env, error
 			return nil, fmt.Errorf("environment %q: %w", fe.Name, err)
 		}
 		e.secrets = append(e.secrets, sec)
+		// Assigned now, not on first request, so a seeded server gives the
+		// same folder ids whatever order concurrent clients arrive in.
+		s.folderID(e, sec.path)
 	}
 	for _, fd := range fe.Dynamic {
 		d := &dynamicSecret{id: fd.ID, name: fd.Name, description: fd.Description,
@@ -362,6 +365,7 @@ func (s *Server) buildEnv(a *app, index int, fe Env, now time.Time) (*env, error
 				keyDigest: phasecrypto.Digest(c.Key, e.saltHex), value: c.Value})
 		}
 		e.dynamic = append(e.dynamic, d)
+		s.folderID(e, d.path)
 	}
 	return e, nil
 }

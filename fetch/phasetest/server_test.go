@@ -774,3 +774,64 @@ func TestTLS(t *testing.T) {
 		t.Errorf("CA for a plain HTTP server")
 	}
 }
+
+// TestConcurrentClients is for -race: readers, writers and fault setters at once.
+func TestConcurrentClients(t *testing.T) {
+	s := New(DemoFixture(), WithSeed(7))
+	defer s.Close()
+	c := newClient(t, s, s.Token("shop", User))
+	k := c.keys("shop", "Staging")
+	done := make(chan error, 16)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 5; i++ {
+				req, _ := http.NewRequest("GET", s.URL()+"/service/secrets/", nil)
+				req.Header.Set("Authorization", c.tok.AuthorizationHeader())
+				req.Header.Set("Environment", k.id)
+				req.Header.Set("dynamic", "true")
+				req.Header.Set("lease", "true")
+				resp, err := s.Client().Do(req)
+				if err != nil {
+					done <- err
+					return
+				}
+				_, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			key := "W" + strings.Repeat("X", g+1)
+			body, _ := json.Marshal(map[string]any{"secrets": []any{map[string]any{
+				"key": c.encrypt(k, key), "keyDigest": phasecrypto.Digest(key, k.saltHex),
+				"value": c.encrypt(k, "v"), "comment": ""}}})
+			req, _ := http.NewRequest("POST", s.URL()+"/service/secrets/", bytes.NewReader(body))
+			req.Header.Set("Authorization", c.tok.AuthorizationHeader())
+			req.Header.Set("Environment", k.id)
+			resp, err := s.Client().Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = errors.New(resp.Status)
+				}
+			}
+			s.SetLatency(0, 0)
+			_ = s.Requests()
+			done <- err
+		}(g)
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := s.LeasesCreated(); n != 40 {
+		t.Errorf("%d leases, want 40", n)
+	}
+	all, err := s.Secrets("shop", "Staging")
+	if err != nil || len(all) != 10 {
+		t.Errorf("%d secrets after 8 writes, err %v", len(all), err)
+	}
+}
