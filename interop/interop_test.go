@@ -264,8 +264,16 @@ func TestNodeSDKWritesShimReads(t *testing.T) {
 	diff(t, "stored by the SDK", stored, wrote)
 
 	bin := shimBinary(t, tmp)
-	dump := filepath.Join(tmp, "environ")
-	token := s.Token("interop", phasetest.ServiceV1)
+	for _, kind := range []string{phasetest.ServiceV1, phasetest.ServiceV2, phasetest.User} {
+		t.Run(kind, func(t *testing.T) {
+			runShim(t, bin, s, s.Token("interop", kind), filepath.Join(tmp, "environ-"+kind))
+		})
+	}
+}
+
+// runShim runs phase-shim with this test binary as the command and checks
+// the command's raw environment against what the SDK wrote.
+func runShim(t *testing.T, bin string, s *phasetest.Server, token, dump string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--host", s.URL(), "--app", "interop", "--env", "prod", "--", os.Args[0])
