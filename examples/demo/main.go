@@ -76,7 +76,8 @@ func run() error {
 	heading("1. A Phase API emulator")
 	fmt.Printf("   %s serves app \"shop\" (Development, Staging, Production) as Phase does:\n", emu.URL())
 	fmt.Println("   every key name and value is an X25519/XChaCha20-Poly1305 ciphertext, decrypted only by the client.")
-	fmt.Printf("   Service token: %s…  (kept in PHASE_SERVICE_TOKEN, never on the command line)\n", token[:len("pss_service:v1:")+8])
+	// Even a demo token is shown by its type only: tokens are never printed.
+	fmt.Println("   A service token (pss_service:v1:…) goes in PHASE_SERVICE_TOKEN, never on the command line.")
 
 	heading("2. phase-shim fetches, decrypts, checks names, and execs the command")
 	args := []string{"--host", emu.URL(), "--app", "shop", "--env", "prod", "--", self, childArg}
