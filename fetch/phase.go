@@ -198,7 +198,7 @@ func (s *session) run(ctx context.Context) (*PhaseResult, error) {
 		envName = "Development"
 	}
 
-	body, err := s.api.get(ctx, "/service/secrets/tokens/", nil, "tokens")
+	body, err := s.api.get(ctx, "/service/secrets/tokens/", nil, "tokens", false)
 	if err != nil {
 		return res, err
 	}

@@ -430,3 +430,30 @@ func BenchmarkFetchPhase(b *testing.B) {
 		})
 	}
 }
+
+// A request that creates leases is not repeated after a failure the server
+// may have processed (a 5xx), but is after a 429 refusal.
+func TestE2ELeaseRequestRetries(t *testing.T) {
+	for _, c := range []struct {
+		status  int
+		ok      bool
+		secrets int64
+	}{{503, false, 1}, {429, true, 2}} {
+		s := phasetest.New(e2eFixture())
+		o := e2eOptions(s, phasetest.ServiceV2, "shop", "staging")
+		o.GenerateLeases = true
+		s.Inject(phasetest.Fault{Kind: phasetest.FaultStatus, Endpoint: phasetest.EndpointSecrets, Count: 1, Status: c.status, RetryAfter: "0"})
+		res, err := fetch.FetchPhase(context.Background(), o)
+		if c.ok {
+			if err != nil || len(res.Secrets) != 3 || s.LeasesCreated() != 1 {
+				t.Errorf("%d: %v, leases %d", c.status, err, s.LeasesCreated())
+			}
+		} else if !errors.Is(err, fetch.ErrUnavailable) || !strings.Contains(err.Error(), "not retried") {
+			t.Errorf("%d: got %v", c.status, err)
+		}
+		if got := s.Requests().SecretsGet; got != c.secrets {
+			t.Errorf("%d: %d secrets requests, want %d", c.status, got, c.secrets)
+		}
+		s.Close()
+	}
+}

@@ -40,7 +40,7 @@ func (s *session) fetchBucket(ctx context.Context, app *apiApp, env *apiEnv, pat
 	if err != nil {
 		return nil, err
 	}
-	body, err := s.api.get(ctx, "/service/secrets/", s.secretsHeaders(env, path, dynamic), "secrets")
+	body, err := s.api.get(ctx, "/service/secrets/", s.secretsHeaders(env, path, dynamic), "secrets", dynamic)
 	if err != nil {
 		return nil, err
 	}

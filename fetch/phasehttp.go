@@ -47,7 +47,14 @@ const (
 // every case. Redirects are followed by net/http's rules, which drop the
 // Authorization header when the host changes.
 func NewHTTPClient(o PhaseOptions) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr, ok := http.DefaultTransport.(*http.Transport)
+	if ok {
+		tr = tr.Clone()
+	} else {
+		// Someone replaced the default transport; start from Go's defaults.
+		tr = &http.Transport{ForceAttemptHTTP2: true, MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second, ExpectContinueTimeout: time.Second}
+	}
 	tr.Proxy = http.ProxyFromEnvironment
 	tr.MaxIdleConnsPerHost = 4
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -127,14 +134,21 @@ type apiError struct {
 	msg        string
 	retry      bool
 	retryAfter time.Duration // from Retry-After, 0 when absent
-	cause      error
+	// notProcessed: the server certainly did not act on the request (no
+	// connection, or a 429 refusal), so even a request with side effects
+	// may be sent again.
+	notProcessed bool
+	cause        error
 }
 
 func (e *apiError) Error() string { return e.msg }
 
 // get performs GET base+path with the given headers and returns the body of
 // a 2xx answer. what names the request in errors ("tokens", "secrets").
-func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, what string) ([]byte, error) {
+// sideEffects marks a request that changes server state (one that creates
+// dynamic-secret leases): it is retried only when the server certainly did
+// not process the failed attempt, so a retry cannot mint a second lease.
+func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, what string, sideEffects bool) ([]byte, error) {
 	c.requests++
 	var last *apiError
 	for attempt := 1; ; attempt++ {
@@ -152,6 +166,9 @@ func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, w
 		last = aerr
 		if !aerr.retry {
 			return nil, fmt.Errorf("%w: %s request: %s", aerr.class, what, aerr.msg)
+		}
+		if sideEffects && !aerr.notProcessed {
+			return nil, fmt.Errorf("%w: %s request: %s (not retried: the request creates leases and may have been processed)", aerr.class, what, aerr.msg)
 		}
 		if attempt >= c.maxAttempts {
 			return nil, c.giveUp(what, attempt, last, nil)
@@ -285,11 +302,11 @@ func transportError(parent, attempt context.Context, err error) *apiError {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return &apiError{class: ErrUnavailable, msg: "DNS lookup failed: " + dnsErr.Err, retry: true, cause: err}
+		return &apiError{class: ErrUnavailable, msg: "DNS lookup failed: " + dnsErr.Err, retry: true, notProcessed: true, cause: err}
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
-		return &apiError{class: ErrUnavailable, msg: "network: " + opErr.Op + ": " + innermost(opErr), retry: true, cause: err}
+		return &apiError{class: ErrUnavailable, msg: "network: " + opErr.Op + ": " + innermost(opErr), retry: true, notProcessed: opErr.Op == "dial", cause: err}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return &apiError{class: ErrUnavailable, msg: "connection closed early", retry: true, cause: err}
@@ -334,7 +351,8 @@ func statusError(resp *http.Response, body []byte) *apiError {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return &apiError{class: ErrAuth, msg: msg}
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
-		return &apiError{class: ErrUnavailable, msg: msg, retry: true, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		return &apiError{class: ErrUnavailable, msg: msg, retry: true, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			notProcessed: code == http.StatusTooManyRequests}
 	case code == http.StatusNotFound:
 		return &apiError{class: ErrConfig, msg: msg + " (is the host a Phase console origin?)"}
 	default:
