@@ -306,11 +306,16 @@ func (c Cache) Load(token string, cc CacheContext) (*PhaseResult, time.Duration,
 		return nil, age, fmt.Errorf("%w: %s old, the maximum is %s", ErrCacheStale, roundAge(age), c.maxAge())
 	}
 	r := &PhaseResult{App: e.App, Env: e.Env, Path: e.Path, AppID: e.AppID, EnvID: e.EnvID,
-		ConfigFile: e.ConfigFile, Secrets: make([]Secret, len(e.Secrets)), FromCache: true, CacheAge: age}
-	for i, s := range e.Secrets {
-		r.Secrets[i] = Secret{Key: string(s.Key), Value: string(s.Value), Source: string(s.Source)}
-	}
+		ConfigFile: e.ConfigFile, Secrets: e.toSecrets(), FromCache: true, CacheAge: age}
 	return r, age, nil
+}
+
+func (e *cacheEntry) toSecrets() []Secret {
+	out := make([]Secret, len(e.Secrets))
+	for i, s := range e.Secrets {
+		out[i] = Secret{Key: string(s.Key), Value: string(s.Value), Source: string(s.Source)}
+	}
+	return out
 }
 
 // openEntry authenticates and decodes a cache file. Nothing in the file is
