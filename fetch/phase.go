@@ -120,7 +120,10 @@ type session struct {
 	userToken bool
 }
 
-type envKeyPair struct{ pk, sk [32]byte }
+type envKeyPair struct {
+	pk, sk [32]byte
+	dec    *phasecrypto.Decrypter
+}
 
 func newSession(o PhaseOptions) (*session, error) {
 	tok, err := phasecrypto.ParseToken(o.Token)
@@ -294,7 +297,11 @@ func (s *session) envKeyPairFor(app *apiApp, env *apiEnv) (*envKeyPair, error) {
 	if listed, ok := decodeHexText([]byte(env.IdentityKey), 32); !ok || string(listed) != string(pk[:]) {
 		return nil, fmt.Errorf("%w: environment %q of %q: listed public key does not match its seed", ErrProtocol, cleanText(env.Name, 80), cleanText(app.Name, 80))
 	}
-	kp := &envKeyPair{pk: pk, sk: sk}
+	dec, err := phasecrypto.NewDecrypter(sk, pk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: environment %q of %q: %v", ErrProtocol, cleanText(env.Name, 80), cleanText(app.Name, 80), err)
+	}
+	kp := &envKeyPair{pk: pk, sk: sk, dec: dec}
 	s.envKeys[env.ID] = kp
 	return kp, nil
 }

@@ -16,7 +16,11 @@ func BenchmarkDecryptSecrets(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			pk, sk := phasecrypto.SeedKeyPair([]byte("bench environment"))
-			kp := &envKeyPair{pk: pk, sk: sk}
+			dec, err := phasecrypto.NewDecrypter(sk, pk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			kp := &envKeyPair{pk: pk, sk: sk, dec: dec}
 			bk := &bucket{kp: kp}
 			for i := range n {
 				key, err := phasecrypto.Encrypt(fmt.Appendf(nil, "KEY_%05d", i), hex.EncodeToString(pk[:]), rand.Reader)

@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/phase-shim/phase-shim/fetch/phasecrypto"
 )
 
 // bucketKey identifies one secrets request: an environment and a folder
@@ -246,7 +244,8 @@ type decryptJob struct {
 const parallelThreshold = 8
 
 // decryptParallel opens every job with the environment key pair across
-// runtime.NumCPU() workers (each ciphertext is one X25519, ~50-100µs).
+// runtime.NumCPU() workers (each ciphertext is one X25519, ~50-100µs,
+// with the environment's private key parsed once).
 // Output order is the jobs' order by construction. The first failure stops
 // the remaining work; the error names the secret's id and the field, never
 // any plaintext.
@@ -273,7 +272,7 @@ func decryptParallel(jobs []decryptJob, kp *envKeyPair) error {
 				*j.dst = ""
 				continue
 			}
-			pt, err := phasecrypto.Decrypt(j.ct, kp.sk, kp.pk)
+			pt, err := kp.dec.Decrypt(j.ct)
 			if err != nil {
 				errs[i] = err
 				failed.Store(true)

@@ -2,6 +2,7 @@ package phasecrypto
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -118,8 +119,10 @@ func TestSessionKeyVectors(t *testing.T) {
 	s := v.SessionKeys
 	pkA, skA := h32(t, s["public_key_a"]), h32(t, s["private_key_a"])
 	pkB, skB := h32(t, s["public_key_b"]), h32(t, s["private_key_b"])
+	privA, _ := ecdh.X25519().NewPrivateKey(skA[:])
+	privB, _ := ecdh.X25519().NewPrivateKey(skB[:])
 	// A is the client: client tx = h[32:64].
-	ctx, err := sessionKey(skA, pkB[:], pkA[:], pkB[:])
+	ctx, err := sessionKey(privA, pkB[:], pkA[:], pkB[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +130,7 @@ func TestSessionKeyVectors(t *testing.T) {
 		t.Error("client tx mismatch")
 	}
 	// B is the server: server rx = the same bytes.
-	srx, err := sessionKey(skB, pkA[:], pkA[:], pkB[:])
+	srx, err := sessionKey(privB, pkA[:], pkA[:], pkB[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,6 +503,24 @@ func (randReader) Read(p []byte) (int, error) {
 		p[i] = byte(i*31 + 7)
 	}
 	return len(p), nil
+}
+
+func BenchmarkDecrypter(b *testing.B) {
+	pk, sk := SeedKeyPair([]byte("bench"))
+	ct, err := Encrypt([]byte(strings.Repeat("v", 64)), hex.EncodeToString(pk[:]), randReader{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := NewDecrypter(sk, pk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Decrypt(ct); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkDecrypt(b *testing.B) {
