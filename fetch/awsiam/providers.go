@@ -3,7 +3,6 @@ package awsiam
 import (
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -390,55 +389,125 @@ func partitionDomain(region string) string {
 	return "amazonaws.com"
 }
 
-type stsErrorResponse struct {
-	Error struct {
-		Type    string `xml:"Type"`
-		Code    string `xml:"Code"`
-		Message string `xml:"Message"`
-	} `xml:"Error"`
-}
-
 func stsError(what string, r response) error {
-	var e stsErrorResponse
-	if xml.Unmarshal(r.body, &e) == nil && e.Error.Code != "" {
+	if code, ok := xmlPath(string(r.body), "ErrorResponse", "Error", "Code"); ok && code != "" {
+		msg, _ := xmlPath(string(r.body), "ErrorResponse", "Error", "Message")
 		class := fetch.ErrAuth
-		if r.status >= 500 || r.status == http.StatusTooManyRequests || e.Error.Code == "IDPCommunicationError" {
+		if r.status >= 500 || r.status == http.StatusTooManyRequests || code == "IDPCommunicationError" {
 			class = fetch.ErrUnavailable
 		}
-		return fmt.Errorf("%w: %s answered %d: %s: %s", class, what, r.status, printable(e.Error.Code, 80), printable(e.Error.Message, 300))
+		return fmt.Errorf("%w: %s answered %d: %s: %s", class, what, r.status, printable(code, 80), printable(msg, 300))
 	}
 	return statusError(what, r)
 }
 
-type assumeRoleWithWebIdentityResponse struct {
-	Result struct {
-		Credentials struct {
-			AccessKeyID     string `xml:"AccessKeyId"`
-			SecretAccessKey string `xml:"SecretAccessKey"`
-			SessionToken    string `xml:"SessionToken"`
-			Expiration      string `xml:"Expiration"`
-		} `xml:"Credentials"`
-	} `xml:"AssumeRoleWithWebIdentityResult"`
-}
-
 func parseAssumeRoleWithWebIdentity(what string, body []byte) (Credentials, error) {
-	var resp assumeRoleWithWebIdentityResponse
-	if err := xml.Unmarshal(body, &resp); err != nil {
-		return Credentials{}, fmt.Errorf("%w: %s: response is not XML (%d bytes)", fetch.ErrProtocol, what, len(body))
+	doc := string(body)
+	field := func(name string) string {
+		v, _ := xmlPath(doc, "AssumeRoleWithWebIdentityResponse", "AssumeRoleWithWebIdentityResult", "Credentials", name)
+		return v
 	}
-	cc := resp.Result.Credentials
-	if cc.AccessKeyID == "" || cc.SecretAccessKey == "" || cc.SessionToken == "" {
-		return Credentials{}, fmt.Errorf("%w: %s: response lacks credentials", fetch.ErrProtocol, what)
+	c := Credentials{AccessKeyID: field("AccessKeyId"), SecretAccessKey: field("SecretAccessKey"), SessionToken: field("SessionToken")}
+	if c.AccessKeyID == "" || c.SecretAccessKey == "" || c.SessionToken == "" {
+		return Credentials{}, fmt.Errorf("%w: %s: response lacks credentials (%d bytes)", fetch.ErrProtocol, what, len(body))
 	}
-	c := Credentials{AccessKeyID: cc.AccessKeyID, SecretAccessKey: cc.SecretAccessKey, SessionToken: cc.SessionToken}
-	if cc.Expiration != "" {
-		t, err := time.Parse(time.RFC3339, cc.Expiration)
+	if exp := field("Expiration"); exp != "" {
+		t, err := time.Parse(time.RFC3339, exp)
 		if err != nil {
 			return Credentials{}, fmt.Errorf("%w: %s: Expiration is not RFC 3339", fetch.ErrProtocol, what)
 		}
 		c.Expires = t
 	}
 	return c, nil
+}
+
+// xmlPath returns the unescaped text of the element reached by following
+// names, each nested in the previous one. It reads the flat, attribute-light
+// documents of the AWS Query API only; encoding/xml would cost the binary
+// about 100 KB (measured) for these two responses. A leaf holding markup is refused.
+func xmlPath(doc string, names ...string) (string, bool) {
+	for _, n := range names {
+		inner, ok := xmlElement(doc, n)
+		if !ok {
+			return "", false
+		}
+		doc = inner
+	}
+	if strings.ContainsAny(doc, "<>") {
+		return "", false
+	}
+	// XML end-of-line handling, before entities (an escaped &#13; stays).
+	doc = strings.ReplaceAll(strings.ReplaceAll(doc, "\r\n", "\n"), "\r", "\n")
+	return xmlUnescape(doc)
+}
+
+// xmlElement finds the first <name ...>…</name> in s and returns its content.
+func xmlElement(s, name string) (string, bool) {
+	open := "<" + name
+	for i := 0; ; {
+		j := strings.Index(s[i:], open)
+		if j < 0 {
+			return "", false
+		}
+		k := i + j + len(open)
+		i = k
+		if k >= len(s) || !strings.ContainsRune("> \t\r\n/", rune(s[k])) {
+			continue // a longer name with the same prefix
+		}
+		end := strings.IndexByte(s[k:], '>')
+		if end < 0 {
+			return "", false
+		}
+		if s[k+end-1] == '/' {
+			return "", true
+		}
+		start := k + end + 1
+		stop := strings.Index(s[start:], "</"+name+">")
+		if stop < 0 {
+			return "", false
+		}
+		return s[start : start+stop], true
+	}
+}
+
+var xmlEntities = map[string]string{"amp": "&", "lt": "<", "gt": ">", "quot": "\"", "apos": "'"}
+
+func xmlUnescape(s string) (string, bool) {
+	if !strings.Contains(s, "&") {
+		return s, true
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '&')
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), true
+		}
+		b.WriteString(s[:i])
+		j := strings.IndexByte(s[i:], ';')
+		if j < 0 {
+			return "", false
+		}
+		ent := s[i+1 : i+j]
+		s = s[i+j+1:]
+		if r, ok := xmlEntities[ent]; ok {
+			b.WriteString(r)
+			continue
+		}
+		num, ok := strings.CutPrefix(ent, "#")
+		if !ok {
+			return "", false
+		}
+		base := 10
+		if h, isHex := strings.CutPrefix(num, "x"); isHex {
+			num, base = h, 16
+		}
+		n, err := strconv.ParseUint(num, base, 32)
+		if err != nil || n == 0 || n > 0x10FFFF {
+			return "", false
+		}
+		b.WriteRune(rune(n))
+	}
 }
 
 // --- EC2 IMDSv2 ---------------------------------------------------------------

@@ -2,6 +2,7 @@ package awsiam
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -547,4 +548,77 @@ func TestGuardCatchesRealAddresses(t *testing.T) {
 			t.Errorf("guard did not report a dial to %s; it saw: %q", addr, joined)
 		}
 	}
+}
+
+func TestXMLPath(t *testing.T) {
+	doc := `<?xml version="1.0"?>
+<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:sa</SubjectFromWebIdentityToken>
+    <Credentials>
+      <AccessKeyIdX>decoy</AccessKeyIdX>
+      <AccessKeyId>ASIA1</AccessKeyId>
+      <SecretAccessKey>a+b/c=&amp;&#x41;&#66;&lt;</SecretAccessKey>
+      <SessionToken>tok</SessionToken>
+      <Expiration/>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>`
+	base := []string{"AssumeRoleWithWebIdentityResponse", "AssumeRoleWithWebIdentityResult", "Credentials"}
+	tests := []struct {
+		leaf string
+		want string
+		ok   bool
+	}{
+		{"AccessKeyId", "ASIA1", true},
+		{"SecretAccessKey", "a+b/c=&AB<", true},
+		{"Expiration", "", true},
+		{"Missing", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := xmlPath(doc, append(base, tt.leaf)...)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: got %q %t, want %q %t", tt.leaf, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := xmlPath(doc, "AssumeRoleWithWebIdentityResponse", "AssumeRoleWithWebIdentityResult"); ok {
+		t.Errorf("an element holding markup was returned as text")
+	}
+	for _, bad := range []string{"&bogus;", "&#0;", "&#x110000;", "a & b"} {
+		if _, ok := xmlUnescape(bad); ok {
+			t.Errorf("xmlUnescape(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzXMLAgainstEncodingXML: whenever the small reader extracts
+// credentials from a document encoding/xml also accepts, both agree.
+func FuzzXMLAgainstEncodingXML(f *testing.F) {
+	f.Add("ASIA1", "s&amp;k", "tok")
+	f.Add("A", "B", "&#x41;")
+	f.Fuzz(func(t *testing.T, ak, sk, tok string) {
+		doc := "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>" + ak +
+			"</AccessKeyId><SecretAccessKey>" + sk + "</SecretAccessKey><SessionToken>" + tok +
+			"</SessionToken></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+		mine, err := parseAssumeRoleWithWebIdentity("fuzz", []byte(doc))
+		if err != nil {
+			return
+		}
+		var ref struct {
+			Result struct {
+				Credentials struct {
+					AccessKeyID     string `xml:"AccessKeyId"`
+					SecretAccessKey string `xml:"SecretAccessKey"`
+					SessionToken    string `xml:"SessionToken"`
+				} `xml:"Credentials"`
+			} `xml:"AssumeRoleWithWebIdentityResult"`
+		}
+		if xml.Unmarshal([]byte(doc), &ref) != nil {
+			return
+		}
+		c := ref.Result.Credentials
+		if c.AccessKeyID != mine.AccessKeyID || c.SecretAccessKey != mine.SecretAccessKey || c.SessionToken != mine.SessionToken {
+			t.Fatalf("readers disagree on %q", doc)
+		}
+	})
 }
