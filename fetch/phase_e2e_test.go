@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -455,5 +457,42 @@ func TestE2ELeaseRequestRetries(t *testing.T) {
 			t.Errorf("%d: %d secrets requests, want %d", c.status, got, c.secrets)
 		}
 		s.Close()
+	}
+}
+
+func TestE2ETLS(t *testing.T) {
+	s := phasetest.New(e2eFixture(), phasetest.WithTLS())
+	defer s.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, s.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := e2eOptions(s, phasetest.ServiceV2, "shop", "staging")
+	if !strings.HasPrefix(o.Host, "https://") {
+		t.Fatalf("emulator is not serving TLS: %s", o.Host)
+	}
+
+	_, err := fetch.FetchPhase(context.Background(), o)
+	if !errors.Is(err, fetch.ErrUnavailable) || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("untrusted CA: got %v", err)
+	}
+	if n := s.Requests().Total; n != 0 {
+		t.Errorf("%d requests reached the server through an untrusted certificate", n)
+	}
+
+	o.CAFile = ca
+	conns := s.Connections()
+	res, err := fetch.FetchPhase(context.Background(), o)
+	if err != nil {
+		t.Fatalf("with --ca-file: %v", err)
+	}
+	checkSecrets(t, res.Secrets, []fetch.Secret{{Key: "STRIPE_KEY", Value: "sk_test_staging", Source: "phase:/"}})
+	if n := s.Connections() - conns; n != 1 {
+		t.Errorf("%d TLS connections for two requests, want 1", n)
+	}
+
+	o.CAFile, o.VerifySSL = "", false
+	if _, err := fetch.FetchPhase(context.Background(), o); err != nil {
+		t.Fatalf("VerifySSL=false: %v", err)
 	}
 }
