@@ -333,3 +333,50 @@ func shimBinary(t *testing.T, dir string) string {
 	}
 	return bin
 }
+
+// TestNodeSDKUpdatesAndDeletes: the SDK's PUT and DELETE go through the
+// emulator as the console would take them (spec §13.2: the SDK's update
+// re-sends an empty comment and no tags, wiping both).
+func TestNodeSDKUpdatesAndDeletes(t *testing.T) {
+	needNode(t)
+	installSDK(t)
+	f := phasetest.Fixture{Apps: []phasetest.App{{Name: "edit", Envs: []phasetest.Env{{Name: "Production", Secrets: []phasetest.Secret{
+		{Key: "A", Value: "old a", Comment: "about a", Tags: []string{"t"}},
+		{Key: "B", Value: "b stays"},
+		{Key: "C", Value: "c goes"},
+	}}}}}}
+	s, err := phasetest.Start("127.0.0.1:0", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	file := filepath.Join(t.TempDir(), "changes.json")
+	changes := `{"update": {"A": "new 'a' = \"value\"\n"}, "delete": ["C"]}`
+	if err := os.WriteFile(file, []byte(changes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := sdkEnv(s, "edit", "Production", s.Token("edit", phasetest.ServiceV2))
+	node(t, env, "update.js", file)
+
+	stored, err := s.Secrets("edit", "Production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range stored {
+		got[p.Key] = p.Value
+		if p.Key == "A" && (p.Version != 2 || p.Comment != "" || len(p.Tags) != 0) {
+			t.Errorf("A after the SDK's update: version %d, comment %d bytes, %d tags", p.Version, len(p.Comment), len(p.Tags))
+		}
+	}
+	want := map[string]string{"A": "new 'a' = \"value\"\n", "B": "b stays"}
+	diff(t, "stored after update and delete", got, want)
+	got = nil
+	if err := json.Unmarshal(node(t, env, "read.js"), &got); err != nil {
+		t.Fatalf("read.js output: %v", err)
+	}
+	diff(t, "read back by the SDK", got, want)
+	if c := s.Requests(); c.SecretsPut != 1 || c.SecretsDelete != 1 {
+		t.Errorf("%d PUT and %d DELETE requests, want 1 and 1", c.SecretsPut, c.SecretsDelete)
+	}
+}
