@@ -68,10 +68,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func newServer(tb testing.TB, h http.Handler) *httptest.Server {
-	tb.Helper()
+// cleaner is the part of testing.TB (or a testscript Env's Defer) the
+// constructors need: a way to stop the server when the test ends.
+type cleaner func(func())
+
+func newServer(cleanup cleaner, h http.Handler) *httptest.Server {
 	s := httptest.NewServer(h)
-	tb.Cleanup(s.Close)
+	cleanup(s.Close)
 	return s
 }
 
@@ -91,11 +94,17 @@ type Container struct {
 	lastAuth string
 }
 
-// NewContainer starts a container credentials fake on loopback.
+// NewContainer starts a container credentials fake on loopback, stopped
+// when the test ends.
 func NewContainer(tb testing.TB, path, token string, c Creds) *Container {
+	return StartContainer(tb.Cleanup, path, token, c)
+}
+
+// StartContainer is NewContainer for callers without a testing.TB
+// (testscript's Env.Defer): cleanup receives the function that stops it.
+func StartContainer(cleanup func(func()), path, token string, c Creds) *Container {
 	f := &Container{Path: path, Token: token, Creds: c}
-	srv := newServer(tb, http.HandlerFunc(f.serve))
-	f.URL = srv.URL
+	f.URL = newServer(cleanup, http.HandlerFunc(f.serve)).URL
 	return f
 }
 
@@ -156,11 +165,13 @@ type IMDS struct {
 	unauthed int
 }
 
-// NewIMDS starts an IMDSv2 fake on loopback.
-func NewIMDS(tb testing.TB, role string, c Creds) *IMDS {
+// NewIMDS starts an IMDSv2 fake on loopback, stopped when the test ends.
+func NewIMDS(tb testing.TB, role string, c Creds) *IMDS { return StartIMDS(tb.Cleanup, role, c) }
+
+// StartIMDS is NewIMDS for callers without a testing.TB.
+func StartIMDS(cleanup func(func()), role string, c Creds) *IMDS {
 	f := &IMDS{Role: role, Creds: c, tokens: map[string]bool{}}
-	srv := newServer(tb, http.HandlerFunc(f.serve))
-	f.URL = srv.URL
+	f.URL = newServer(cleanup, http.HandlerFunc(f.serve)).URL
 	return f
 }
 
@@ -248,11 +259,15 @@ type STS struct {
 	lastSession string
 }
 
-// NewSTS starts an STS fake on loopback.
+// NewSTS starts an STS fake on loopback, stopped when the test ends.
 func NewSTS(tb testing.TB, roleArn, jwt string, c Creds) *STS {
+	return StartSTS(tb.Cleanup, roleArn, jwt, c)
+}
+
+// StartSTS is NewSTS for callers without a testing.TB.
+func StartSTS(cleanup func(func()), roleArn, jwt string, c Creds) *STS {
 	f := &STS{RoleArn: roleArn, JWT: jwt, Creds: c}
-	srv := newServer(tb, http.HandlerFunc(f.serve))
-	f.URL = srv.URL
+	f.URL = newServer(cleanup, http.HandlerFunc(f.serve)).URL
 	return f
 }
 
