@@ -48,6 +48,12 @@ type Globals struct {
 	// on commas too, and a path may hold one.
 	EnvFiles []string `name:"env-file" sep:"none" placeholder:"PATH" group:"files" help:"Read secrets from a file (repeatable; env: PHASE_SHIM_ENV_FILES, comma-separated). A flat JSON object of strings when the file starts with {, else dotenv (docker compose dialect). Later files override earlier ones and Phase."`
 
+	// Secret files (deliver/).
+	Files       []string `name:"file" env:"PHASE_SHIM_FILES" sep:"," placeholder:"KEY" group:"files" help:"Deliver this secret as a file instead of a variable: its value goes to DIR/KEY (0400, in a 0700 directory) and KEY_FILE=DIR/KEY replaces KEY. Repeatable; globs like *_PEM; matched after --invalid-keys renaming. A pattern matching no secret is an error. For values the environment cannot carry (NUL bytes, over 128 KiB)."`
+	FilesDir    string   `name:"files-dir" env:"PHASE_SHIM_FILES_DIR" placeholder:"DIR" group:"files" help:"Directory for --file (default: /run/secrets/phase-shim when /run/secrets is writable, else a new private directory under $$TMPDIR). Must be a real directory owned by this user with mode 0700, or not exist yet. Use a tmpfs: the files outlive phase-shim."`
+	WriteFile   string   `name:"write-file" env:"PHASE_SHIM_WRITE_FILE" placeholder:"PATH" group:"files" help:"Also write every secret to this file (0400, replaced atomically), for apps that read a config file; the same set export prints."`
+	WriteFormat string   `name:"write-format" env:"PHASE_SHIM_WRITE_FORMAT" placeholder:"F" group:"files" help:"Format of --write-file: dotenv, json or shell (default: json for *.json, shell for *.sh, else dotenv). dotenv and json read back exactly through --env-file."`
+
 	// Names.
 	InvalidKeys string `name:"invalid-keys" env:"PHASE_SHIM_INVALID_KEYS" enum:"sanitize,error,skip,keep" default:"sanitize" placeholder:"MODE" group:"names" help:"Keys that are not portable names ([A-Za-z_][A-Za-z0-9_]*): sanitize (SECRET_KEY? becomes SECRET_KEY_, reported), error (exit 65), skip (drop, reported), keep (pass any name execve can carry)."`
 

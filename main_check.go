@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/phase-shim/phase-shim/deliver"
 	shimexec "github.com/phase-shim/phase-shim/exec"
 	"github.com/phase-shim/phase-shim/format"
 	"github.com/phase-shim/phase-shim/sanitize"
@@ -38,6 +40,8 @@ type report struct {
 	Path     *string     `json:"path,omitempty"`
 	Cache    *cacheUse   `json:"cache,omitempty"`
 	Files    []string    `json:"files"`
+	FilesDir string      `json:"files_dir,omitempty"` // --file directory, when a key goes to a file
+	Warnings []string    `json:"warnings,omitempty"`
 	Secrets  int         `json:"secrets"` // how many variables the command would get from secrets
 	Rows     []reportRow `json:"entries"`
 }
@@ -55,6 +59,12 @@ func (p *plan) rows() []reportRow {
 	overridden := map[string][]shimexec.Override{}
 	for _, o := range p.overrides {
 		overridden[o.Name] = append(overridden[o.Name], o)
+	}
+	toFile := map[string]deliver.File{}
+	if p.delivery != nil {
+		for _, f := range p.delivery.Files {
+			toFile[f.Key] = f
+		}
 	}
 	entry := map[string]shimexec.EnvEntry{}
 	for _, e := range p.entries {
@@ -83,7 +93,15 @@ func (p *plan) rows() []reportRow {
 					r.Detail = d.Reason
 				}
 			}
-			if e, ok := entry[d.Name]; ok && (d.Action == sanitize.Kept || d.Action == sanitize.Renamed) {
+			if f, ok := toFile[d.Name]; ok && (d.Action == sanitize.Kept || d.Action == sanitize.Renamed) {
+				r.Name = f.Var
+				r.Action = "file"
+				if d.Action == sanitize.Renamed {
+					r.Detail += ", to file " + f.Path + " (" + f.Var + ")"
+				} else {
+					r.Detail = "to file " + f.Path + " (" + f.Var + ")"
+				}
+			} else if e, ok := entry[d.Name]; ok && (d.Action == sanitize.Kept || d.Action == sanitize.Renamed) {
 				switch e.Action {
 				case shimexec.Preserved:
 					r.Action, r.Detail = "preserved", "preserved: the inherited value is kept (--preserve-env)"
@@ -131,6 +149,19 @@ func cmdCheck(cli *CLI, log *logger, stdout io.Writer) int {
 			rep.Cache = &cacheUse{Used: p.phase.FromCache, AgeSeconds: int(p.phase.CacheAge.Seconds())}
 		}
 	}
+	if p.delivery != nil && len(p.delivery.Files) > 0 {
+		rep.FilesDir = p.delivery.Dir
+		rep.Warnings = p.delivery.Warnings
+		for _, w := range p.delivery.Warnings {
+			log.Warn(w, field{"dir", p.delivery.Dir})
+		}
+	}
+	if wf := cli.Globals.WriteFile; wf != "" && err == nil {
+		if w := deliver.TmpfsWarning(filepath.Dir(wf)); w != "" {
+			rep.Warnings = append(rep.Warnings, w)
+			log.Warn(w, field{"file", wf})
+		}
+	}
 	for _, e := range p.entries {
 		if e.Action != shimexec.Preserved {
 			rep.Secrets++
@@ -156,6 +187,25 @@ func cmdCheck(cli *CLI, log *logger, stdout io.Writer) int {
 	return 0
 }
 
+// exportVars is what export prints and --write-file holds: the secrets
+// after the name policy, with their values (--file does not apply), minus
+// those an inherited variable wins over with --preserve-env.
+func exportVars(p *plan) []shimexec.Var {
+	preserved := map[string]bool{}
+	for _, e := range p.entries {
+		if e.Action == shimexec.Preserved {
+			preserved[e.Name] = true
+		}
+	}
+	vars := make([]shimexec.Var, 0, len(p.vars))
+	for _, v := range p.vars {
+		if !preserved[v.Name] {
+			vars = append(vars, v)
+		}
+	}
+	return vars
+}
+
 func writeTable(w io.Writer, rows []reportRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tSOURCE\tACTION\tSIZE")
@@ -176,20 +226,7 @@ func cmdExport(cli *CLI, log *logger, stdout io.Writer) int {
 	if err != nil {
 		return fail(log, err)
 	}
-	// With --preserve-env an inherited variable wins here as in run.
-	preserved := map[string]bool{}
-	for _, e := range p.entries {
-		if e.Action == shimexec.Preserved {
-			preserved[e.Name] = true
-		}
-	}
-	vars := make([]shimexec.Var, 0, len(p.vars))
-	for _, v := range p.vars {
-		if !preserved[v.Name] {
-			vars = append(vars, v)
-		}
-	}
-	if err := format.Write(stdout, f, vars); err != nil {
+	if err := format.Write(stdout, f, exportVars(p)); err != nil {
 		return fail(log, err)
 	}
 	summary(log, p, "exported")

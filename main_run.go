@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/phase-shim/phase-shim/deliver"
 	shimexec "github.com/phase-shim/phase-shim/exec"
 	"github.com/phase-shim/phase-shim/fetch"
+	"github.com/phase-shim/phase-shim/format"
 	"github.com/phase-shim/phase-shim/sanitize"
 )
 
@@ -24,6 +27,7 @@ type plan struct {
 	overrides []shimexec.Override
 	decisions []sanitize.Decision // one per merged entry
 	vars      []shimexec.Var      // after the name policy: what goes to the command
+	delivery  *deliver.Delivery   // --file: keys moved to files; its Vars replace vars in envp
 	envp      []string
 	entries   []shimexec.EnvEntry
 }
@@ -33,6 +37,12 @@ type plan struct {
 func gather(cli *CLI, log *logger) (p *plan, err error) {
 	g := &cli.Globals
 	p = &plan{files: envFiles(g)}
+	if g.WriteFile != "" {
+		// A bad --write-format is a usage error: fail before any request.
+		if _, err := writeFormat(g); err != nil {
+			return p, err
+		}
+	}
 
 	token, err := readToken(g, log)
 	if err != nil {
@@ -98,11 +108,22 @@ func gather(cli *CLI, log *logger) (p *plan, err error) {
 		}
 	}
 
+	// --file: decided here so that check shows it; written by run only,
+	// after every other check passed.
+	p.delivery, err = deliver.Plan(p.vars, deliver.Options{Patterns: g.Files, Dir: g.FilesDir})
+	if err != nil {
+		return p, err
+	}
+	for _, f := range p.delivery.Files {
+		log.Debug(fmt.Sprintf("%s from %s goes to file %s (%s, %d bytes)", quoteName(f.Key), f.Source, f.Path, f.Var, f.Size),
+			field{"key", f.Key}, field{"file", f.Path}, field{"var", f.Var}, field{"size", f.Size})
+	}
+
 	scrub := tokenVars
 	if g.KeepToken {
 		scrub = nil
 	}
-	p.envp, p.entries, err = shimexec.BuildEnv(p.vars, shimexec.EnvOptions{
+	p.envp, p.entries, err = shimexec.BuildEnv(p.delivery.Vars, shimexec.EnvOptions{
 		Environ:     os.Environ(),
 		PreserveEnv: g.PreserveEnv,
 		Scrub:       scrub,
@@ -197,9 +218,51 @@ func cmdRun(cli *CLI, log *logger) int {
 	if err := shimexec.CheckLimits(argv, p.envp); err != nil {
 		return fail(log, err)
 	}
+	if err := writeFiles(cli, log, p); err != nil {
+		return fail(log, err)
+	}
 	summary(log, p, "injected")
 	err = shimexec.Exec(path, argv, p.envp)
 	return fail(log, err)
+}
+
+// writeFiles writes the --file files and the --write-file, the last step
+// before exec: a run that fails a check leaves nothing on disk.
+func writeFiles(cli *CLI, log *logger, p *plan) error {
+	g := &cli.Globals
+	if err := p.delivery.Write(); err != nil {
+		return err
+	}
+	for _, w := range p.delivery.Warnings {
+		log.Warn(w, field{"dir", p.delivery.Dir})
+	}
+	if g.WriteFile == "" {
+		return nil
+	}
+	f, err := writeFormat(g)
+	if err != nil {
+		return err
+	}
+	if err := deliver.WriteAll(g.WriteFile, f, exportVars(p)); err != nil {
+		return err
+	}
+	if w := deliver.TmpfsWarning(filepath.Dir(g.WriteFile)); w != "" {
+		log.Warn(w, field{"file", g.WriteFile})
+	}
+	log.Debug("wrote "+g.WriteFile, field{"file", g.WriteFile})
+	return nil
+}
+
+// writeFormat is --write-format, or the one the --write-file name suggests.
+func writeFormat(g *Globals) (format.Format, error) {
+	if g.WriteFormat == "" {
+		return deliver.FormatForPath(g.WriteFile), nil
+	}
+	f, err := format.ParseFormat(g.WriteFormat)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--write-format: %w", err)}
+	}
+	return f, nil
 }
 
 // summary writes the one info line of a run:
@@ -255,6 +318,9 @@ func summary(log *logger, p *plan, verb string) {
 	count(skipped, "skipped")
 	count(len(p.overrides), "overridden")
 	count(preserved, "preserved")
+	if p.delivery != nil {
+		count(len(p.delivery.Files), "as files")
+	}
 	if p.phase != nil && p.phase.Attempts > p.phase.Requests {
 		count(p.phase.Attempts, "attempts")
 	}
@@ -289,8 +355,12 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &u):
+	case errors.As(err, &u), errors.Is(err, deliver.ErrPattern):
 		return 64
+	case errors.Is(err, deliver.ErrNoMatch), errors.Is(err, deliver.ErrName), errors.Is(err, deliver.ErrFormat):
+		return 65
+	case errors.Is(err, deliver.ErrUnsafeDir), errors.Is(err, deliver.ErrWrite):
+		return 78
 	case errors.Is(err, shimexec.ErrNotFound):
 		return 127
 	case errors.Is(err, shimexec.ErrNotExecutable):

@@ -82,6 +82,9 @@ func TestScripts(t *testing.T) {
 			"envcmp":   cmdEnvcmp,
 			"bigvalue": cmdBigvalue,
 			"novalues": cmdNovalues,
+			"bigpem":   cmdBigpem,
+			"samefile": cmdSamefile,
+			"filemode": cmdFilemode,
 		},
 	})
 }
