@@ -61,6 +61,10 @@ type Globals struct {
 	PreserveEnv bool `name:"preserve-env" env:"PHASE_SHIM_PRESERVE_ENV" group:"environment" help:"A variable already set in the environment keeps its value; the secret is dropped and reported."`
 	KeepToken   bool `name:"keep-token" env:"PHASE_SHIM_KEEP_TOKEN" group:"environment" help:"Leave PHASE_SERVICE_TOKEN and PHASE_SERVICE_TOKEN_FILE in the command's environment (removed by default)."`
 
+	// Init mode (supervise/).
+	Init        InitMode      `name:"init" env:"PHASE_SHIM_INIT" group:"init" placeholder:"auto" help:"Run the command as a supervised child instead of exec'ing it: forward signals, reap zombies, exit with its status (128+n when killed by signal n). For apps that ignore SIGTERM as PID 1. --init=auto does so only when phase-shim is PID 1."`
+	KillTimeout time.Duration `name:"kill-timeout" env:"PHASE_SHIM_KILL_TIMEOUT" default:"10s" placeholder:"D" group:"init" help:"With --init: SIGKILL the command's process group when it outlives a forwarded SIGTERM or SIGINT by this long (0: never)."`
+
 	// Output.
 	Quiet     bool   `name:"quiet" short:"q" xor:"verbosity" group:"output" help:"Print errors only."`
 	Verbose   bool   `name:"verbose" short:"v" xor:"verbosity" group:"output" help:"Print debug lines (requests, sources; never values)."`
@@ -145,6 +149,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			{Key: "files", Title: "Files:"},
 			{Key: "names", Title: "Names:"},
 			{Key: "environment", Title: "Environment:"},
+			{Key: "init", Title: "Init mode (instead of exec):"},
 			{Key: "output", Title: "Output:"},
 		}),
 		kong.Vars{"version": version},

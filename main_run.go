@@ -222,6 +222,9 @@ func cmdRun(cli *CLI, log *logger) int {
 		return fail(log, err)
 	}
 	summary(log, p, "injected")
+	if supervised(&cli.Globals) {
+		return runSupervised(&cli.Globals, log, path, argv, p.envp)
+	}
 	err = shimexec.Exec(path, argv, p.envp)
 	return fail(log, err)
 }
