@@ -42,6 +42,9 @@ func e2eFixture() phasetest.Fixture {
 				{Key: "BILLING_URL", Value: "${billing::prod.API_URL}"},
 				{Key: "RAILWAY", Value: "${{RAILWAY_TOKEN}} and ${} and ${unclosed"},
 				{Key: "multi\nline", Value: "line1\nline2\n", Tags: []string{"Hostile_Names"}},
+				// billing's API_URL says ${HOST}: it must resolve in billing,
+				// not here (spec F, "web/prod" case).
+				{Key: "HOST", Value: "web-host"},
 				{Path: "/backend", Key: "WEBHOOK_SECRET", Value: "whsec_backend"},
 				{Path: "/backend", Key: "ROOT_DB", Value: "${DATABASE_URL}"},
 			}},
@@ -112,6 +115,7 @@ var prodRoot = []fetch.Secret{
 	{Key: "BILLING_URL", Value: "https://billing.internal/v1", Source: "phase:/"},
 	{Key: "RAILWAY", Value: "${{RAILWAY_TOKEN}} and ${} and ${unclosed", Source: "phase:/"},
 	{Key: "multi\nline", Value: "line1\nline2\n", Source: "phase:/"},
+	{Key: "HOST", Value: "web-host", Source: "phase:/"},
 }
 
 func TestE2ETokenKindsAndReferences(t *testing.T) {

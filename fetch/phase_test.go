@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/phase-shim/phase-shim/fetch/phasecrypto"
 )
 
 // The Go SDK integration fixture (spec block D): a real user token, its
@@ -534,5 +537,69 @@ func TestFetchPhaseDotPhaseJSON(t *testing.T) {
 	o.App = "example"
 	if _, err := FetchPhase(context.Background(), o); err != nil {
 		t.Fatalf("--app with a broken .phase.json: %v", err)
+	}
+}
+
+// The Node SDK fixtures (spec block C): a user token and a service-account
+// token over the same three environments. The Development secrets are the
+// libsodium known-answer ciphertexts of block E.5 ("API_KEY" and a value
+// that references it), so key derivation, decryption and references are
+// checked against answers computed by another implementation.
+func TestFetchPhaseNodeFixtures(t *testing.T) {
+	const (
+		ctAPIKey = "ph:v1:ff2ee45601ec1b67310c7790404585ae697331eee1c1f8cf2419731c1fff3e6b:LYSIlXUNcOTyZXUCon2TyPKWJTDOR2ZVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU="
+		ctDSN    = "ph:v1:219e4d800da968d2a5fcb009c784f4746c7138edb9ee4844b739e830b05cf424:Pm3MVJpnWsxphtxilEroTaPga0GlYuSIhnoh8GdUjwFAzLOtRbcnKBsdC9mgWb+ZnSd21+N17mhzlqCwBgABAgMEBQYHCAkKCwwNDg8QERITFBUWFw=="
+		devEnvID = "52db76e0-16a0-4b39-b2a9-bb518cd1b6a6"
+		devPk    = "2d1eb10b8406cc4a2ef0287053cd21da408a24fbfb65d8002f56132fbe46cc20"
+	)
+	dsnName, err := phasecrypto.Encrypt([]byte("DSN"), devPk, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := `[{"id": "s1", "key": "` + ctAPIKey + `", "value": "` + ctAPIKey + `", "comment": "not-a-ciphertext", "path": "/", "tags": []},
+	             {"id": "s2", "key": "` + dsnName + `", "value": "` + ctDSN + `", "comment": "", "path": "/", "tags": []}]`
+	tokens := map[string]struct{ token, file, header string }{
+		"user": {
+			"pss_user:v1:6759ecdb7307cb2a1994fe397bd690725cdfabbda952e4cc568fc5e3e0286a3d:b8f2214246b79a20dfcd62870e7e6a48343f9c7fcdfb7d664175ac11a76bce10:451f1dce52290ee0a4d8f4b8f9fe0a946447e288ff1b10b494fdd5fe28ed4ab8:959c5fe47a3b35cd8278890ce208a318d5411aa1cf06d5fc2cbe8af41904544e",
+			"tokens_user.json", "Bearer User 6759ecdb7307cb2a1994fe397bd690725cdfabbda952e4cc568fc5e3e0286a3d",
+		},
+		"service account": {
+			"pss_service:v2:048c9daa773b2d9bb21a1dda69a56f2b895401fded26889c7063c72224a61f65:fc065f7e5e1093292b20d0c917968cbe3badfb2e82bf1caa70649b72d0017905:1bb35376aacb277fd2792d781dbff5d0e9f7547da3544f4d394ff027d91436d5:4a04b7a5100c67cbf6376f8dae1ca936ca17bcbc119a4a84f8e3727696460925",
+			"tokens_service_account.json", "Bearer ServiceAccount 048c9daa773b2d9bb21a1dda69a56f2b895401fded26889c7063c72224a61f65",
+		},
+	}
+	for name, tk := range tokens {
+		t.Run(name, func(t *testing.T) {
+			body := readVector(t, tk.file)
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") != tk.header {
+					w.WriteHeader(403)
+					return
+				}
+				switch {
+				case r.URL.Path == "/service/secrets/tokens/":
+					w.Write(body)
+				case r.Header.Get("Environment") == devEnvID:
+					w.Write([]byte(secrets))
+				default:
+					w.Write([]byte(`[]`))
+				}
+			}))
+			defer ts.Close()
+			o := PhaseOptions{Token: tk.token, Host: ts.URL, App: "test", VerifySSL: true}
+			res, err := FetchPhase(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSecrets(t, res.Secrets, []Secret{
+				{Key: "API_KEY", Value: "API_KEY", Source: "phase:/"},
+				{Key: "DSN", Value: "postgres://user:p@ss@db:5432/app?x=API_KEY", Source: "phase:/"},
+			})
+			o.Env = "prod"
+			res, err = FetchPhase(context.Background(), o)
+			if err != nil || res.Env != "Production" || len(res.Secrets) != 0 {
+				t.Fatalf("prod: %v", err)
+			}
+		})
 	}
 }
