@@ -28,21 +28,24 @@ var version = "dev"
 // a default command when another command is named).
 type Globals struct {
 	// Phase. The token itself is deliberately not a flag: it would show in ps.
-	TokenFile      string        `name:"token-file" env:"PHASE_SERVICE_TOKEN_FILE" placeholder:"PATH" group:"phase" help:"Read the Phase token from this file (Docker/Kubernetes secret mounts). The token is otherwise taken from PHASE_SERVICE_TOKEN, never from a flag. Phase is a source whenever a token is given."`
-	Host           string        `name:"host" env:"PHASE_HOST" default:"https://console.phase.dev" placeholder:"URL" group:"phase" help:"Phase origin, for self-hosted Phase."`
-	AppID          string        `name:"app-id" env:"PHASE_APP_ID" placeholder:"ID" group:"phase" help:"Application by id (default: appId of .phase.json)."`
-	App            string        `name:"app" env:"PHASE_APP" placeholder:"NAME" group:"phase" help:"Application by name (exact, case-insensitive; else a unique substring)."`
-	Env            string        `name:"env" env:"PHASE_ENV" placeholder:"NAME" group:"phase" help:"Environment: exact case-insensitive match, else a unique substring (prod matches Production). Default: defaultEnv of .phase.json, else Development."`
-	Path           string        `name:"path" env:"PHASE_PATH" default:"/" placeholder:"P" group:"phase" help:"Folder to read; --path \"\" reads every folder."`
-	Tags           []string      `name:"tags" env:"PHASE_TAGS" placeholder:"a,b" group:"phase" help:"Keep only secrets carrying any of these tags (case-insensitive, _ matches a space)."`
-	References     string        `name:"references" env:"PHASE_SHIM_REFERENCES" enum:"strict,lenient,raw" default:"strict" placeholder:"MODE" group:"phase" help:"Phase $${KEY} references: strict (unresolvable is an error), lenient (keep the text, warn), raw (no resolution). One of: ${enum}."`
-	GenerateLeases bool          `name:"generate-leases" env:"PHASE_SHIM_GENERATE_LEASES" group:"phase" help:"Mint leases for dynamic secrets (off by default: a crash loop would mint one per restart)."`
-	LeaseTTL       time.Duration `name:"lease-ttl" env:"PHASE_SHIM_LEASE_TTL" placeholder:"D" group:"phase" help:"Lifetime of a generated lease (server default when unset)."`
-	CAFile         string        `name:"ca-file" env:"PHASE_CA_FILE" placeholder:"PATH" group:"phase" help:"Extra PEM root certificates (private CA of a self-hosted Phase). SSL_CERT_FILE is honoured too."`
-	VerifySSL      bool          `name:"verify-ssl" env:"PHASE_VERIFY_SSL" default:"true" negatable:"" group:"phase" help:"Verify the server's certificate. --verify-ssl=false is for development only."`
-	CacheDir       string        `name:"cache-dir" env:"PHASE_SHIM_CACHE_DIR" placeholder:"DIR" group:"phase" help:"Keep an encrypted last-known-good copy of the secrets here (off by default). Used only when Phase is unreachable and the copy is younger than --cache-max-age; readable only with the token."`
-	CacheMaxAge    time.Duration `name:"cache-max-age" env:"PHASE_SHIM_CACHE_MAX_AGE" default:"24h" placeholder:"D" group:"phase" help:"Oldest cached copy --cache-dir may use."`
-	Timeout        time.Duration `name:"timeout" env:"PHASE_SHIM_TIMEOUT" default:"30s" placeholder:"D" group:"phase" help:"Deadline for gathering all secrets, retries included."`
+	TokenFile              string        `name:"token-file" env:"PHASE_SERVICE_TOKEN_FILE" placeholder:"PATH" group:"phase" help:"Read the Phase token from this file (Docker/Kubernetes secret mounts). The token is otherwise taken from PHASE_SERVICE_TOKEN, never from a flag. Phase is a source whenever a token is given."`
+	Host                   string        `name:"host" env:"PHASE_HOST" default:"https://console.phase.dev" placeholder:"URL" group:"phase" help:"Phase origin, for self-hosted Phase."`
+	AppID                  string        `name:"app-id" env:"PHASE_APP_ID" placeholder:"ID" group:"phase" help:"Application by id (default: appId of .phase.json)."`
+	App                    string        `name:"app" env:"PHASE_APP" placeholder:"NAME" group:"phase" help:"Application by name (exact, case-insensitive; else a unique substring)."`
+	Env                    string        `name:"env" env:"PHASE_ENV" placeholder:"NAME" group:"phase" help:"Environment: exact case-insensitive match, else a unique substring (prod matches Production). Default: defaultEnv of .phase.json, else Development."`
+	Path                   string        `name:"path" env:"PHASE_PATH" default:"/" placeholder:"P" group:"phase" help:"Folder to read; --path \"\" reads every folder."`
+	Tags                   []string      `name:"tags" env:"PHASE_TAGS" placeholder:"a,b" group:"phase" help:"Keep only secrets carrying any of these tags (case-insensitive, _ matches a space)."`
+	References             string        `name:"references" env:"PHASE_SHIM_REFERENCES" enum:"strict,lenient,raw" default:"strict" placeholder:"MODE" group:"phase" help:"Phase $${KEY} references: strict (unresolvable is an error), lenient (keep the text, warn), raw (no resolution). One of: ${enum}."`
+	GenerateLeases         bool          `name:"generate-leases" env:"PHASE_SHIM_GENERATE_LEASES" group:"phase" help:"Mint leases for dynamic secrets (off by default: a crash loop would mint one per restart)."`
+	LeaseTTL               time.Duration `name:"lease-ttl" env:"PHASE_SHIM_LEASE_TTL" placeholder:"D" group:"phase" help:"Lifetime of a generated lease (server default when unset)."`
+	CAFile                 string        `name:"ca-file" env:"PHASE_CA_FILE" placeholder:"PATH" group:"phase" help:"Extra PEM root certificates (private CA of a self-hosted Phase). SSL_CERT_FILE is honoured too."`
+	VerifySSL              bool          `name:"verify-ssl" env:"PHASE_VERIFY_SSL" default:"true" negatable:"" group:"phase" help:"Verify the server's certificate. --verify-ssl=false is for development only."`
+	AWSIAMServiceAccountID string        `name:"aws-iam-service-account-id" env:"PHASE_AWS_IAM_SERVICE_ACCOUNT_ID" placeholder:"UUID" group:"phase" help:"Log in to Phase with this task's, pod's or instance's AWS IAM role instead of a token: the id of the Phase service account whose AWS IAM identity trusts the role."`
+	AWSIAMTTL              time.Duration `name:"aws-iam-ttl" env:"PHASE_AWS_IAM_TTL" default:"5m" placeholder:"D" group:"phase" help:"Lifetime of the Phase token an AWS IAM login mints (whole seconds; at most the identity's maximum)."`
+	AWSSTSEndpoint         string        `name:"aws-sts-endpoint" env:"PHASE_AWS_STS_ENDPOINT" default:"https://sts.amazonaws.com" placeholder:"URL" group:"phase" help:"STS endpoint the AWS IAM login is signed for; must equal the one configured on the Phase identity. \"regional\" means https://sts.$$AWS_REGION.amazonaws.com."`
+	CacheDir               string        `name:"cache-dir" env:"PHASE_SHIM_CACHE_DIR" placeholder:"DIR" group:"phase" help:"Keep an encrypted last-known-good copy of the secrets here (off by default). Used only when Phase is unreachable and the copy is younger than --cache-max-age; readable only with the token."`
+	CacheMaxAge            time.Duration `name:"cache-max-age" env:"PHASE_SHIM_CACHE_MAX_AGE" default:"24h" placeholder:"D" group:"phase" help:"Oldest cached copy --cache-dir may use."`
+	Timeout                time.Duration `name:"timeout" env:"PHASE_SHIM_TIMEOUT" default:"30s" placeholder:"D" group:"phase" help:"Deadline for gathering all secrets, retries included."`
 
 	// Files. PHASE_SHIM_ENV_FILES is read by hand: kong would split the flag
 	// on commas too, and a path may hold one.

@@ -48,15 +48,31 @@ func gather(cli *CLI, log *logger) (p *plan, err error) {
 	if err != nil {
 		return p, err
 	}
-	if token == "" && len(p.files) == 0 {
-		return p, noSourceError(g)
-	}
-
+	// The deadline covers everything: an AWS IAM login, then Phase.
 	ctx, cancel := context.WithTimeout(context.Background(), g.Timeout)
 	defer cancel()
 
+	useCache := true
+	if g.AWSIAMServiceAccountID != "" {
+		if token != "" {
+			return p, fmt.Errorf("%w: both a Phase token and --aws-iam-service-account-id are set; use one", fetch.ErrConfig)
+		}
+		if token, err = awsLogin(ctx, g, log); err != nil {
+			return p, err
+		}
+		// A minted token differs on every start, so a cache keyed on it
+		// could never be read back; and with Phase down the login fails first.
+		useCache = false
+	}
+	if token == "" && len(p.files) == 0 {
+		return p, noSourceError(g)
+	}
+	if g.CacheDir != "" && g.CacheMaxAge <= 0 {
+		return p, usageError{errors.New("--cache-max-age must be positive")}
+	}
+
 	if token != "" {
-		res, secrets, err := fetchPhase(ctx, g, token, log)
+		res, secrets, err := fetchPhase(ctx, g, token, useCache, log)
 		if err != nil {
 			return p, err
 		}
@@ -192,9 +208,9 @@ func readToken(g *Globals, log *logger) (string, error) {
 }
 
 func noSourceError(g *Globals) error {
-	msg := "no source of secrets: set PHASE_SERVICE_TOKEN (or --token-file) to read from Phase, or give --env-file PATH"
+	msg := "no source of secrets: set PHASE_SERVICE_TOKEN (or --token-file, or --aws-iam-service-account-id) to read from Phase, or give --env-file PATH"
 	if g.AppID != "" || g.App != "" || g.Env != "" {
-		msg = "no Phase token: --app-id/--app/--env need PHASE_SERVICE_TOKEN or --token-file (or give --env-file PATH)"
+		msg = "no Phase token: --app-id/--app/--env need PHASE_SERVICE_TOKEN, --token-file or --aws-iam-service-account-id (or give --env-file PATH)"
 	}
 	return fmt.Errorf("%w: %s", fetch.ErrConfig, msg)
 }
