@@ -220,6 +220,7 @@ func (s *session) run(ctx context.Context) (*PhaseResult, error) {
 		return res, err
 	}
 	res.App, res.AppID, res.Env, res.EnvID = app.Name, app.ID, env.Name, env.ID
+	s.debugf("phase: application %q (%s), environment %q (%s)", app.Name, app.ID, env.Name, env.ID)
 
 	path := ""
 	if !s.o.AllPaths && s.o.Path != "" {
@@ -237,11 +238,15 @@ func (s *session) run(ctx context.Context) (*PhaseResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if s.tags != nil {
+		s.debugf("phase: %d of %d secrets carry one of the requested tags", len(secrets), len(main.secrets))
+	}
 	if s.refMode != RefRaw {
 		if err := s.resolveAll(ctx, main, secrets); err != nil {
 			return res, err
 		}
 	}
+	// Dynamic values are credentials minted by Phase, never references.
 	dyn, err := s.decryptDynamic(main)
 	if err != nil {
 		return res, err
