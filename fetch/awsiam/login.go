@@ -79,6 +79,10 @@ func Login(ctx context.Context, o Options) (token string, provider string, err e
 	if err != nil {
 		return "", "", err
 	}
+	if !creds.Expires.IsZero() && creds.Expires.Before(time.Now()) {
+		// STS will refuse them; Phase then answers "AWS STS validation failed".
+		debugf("aws iam: the %s credentials expired at %s", provider, creds.Expires.UTC().Format(time.RFC3339))
+	}
 	debugf("aws iam: signing GetCallerIdentity for %s (region %s) with %s credentials", target, region, provider)
 
 	client := o.HTTPClient

@@ -422,3 +422,26 @@ func TestDefaultClientNoRedirect(t *testing.T) {
 		t.Errorf("CheckRedirect = %v", err)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"  plain  ", 10, "plain"},
+		{"a\nb\x1b[31mc", 20, "a b [31mc"},
+		{"héllo wörld", 5, "héllo…"},
+	}
+	for _, tt := range tests {
+		if got := printable(tt.in, tt.n); got != tt.want {
+			t.Errorf("printable(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+	if got := serverMessage([]byte(`{"error":"Untrusted principal"}`), map[string]any{"error": "Untrusted principal"}); got != "Untrusted principal" {
+		t.Errorf("serverMessage = %q", got)
+	}
+	if got := serverMessage([]byte("<html>bad gateway</html>"), nil); got != "<html>bad gateway</html>" {
+		t.Errorf("serverMessage of a non-JSON body = %q", got)
+	}
+}
