@@ -94,12 +94,10 @@ func FetchPhase(ctx context.Context, o PhaseOptions) (*PhaseResult, error) {
 		return nil, err
 	}
 	res, err := s.run(ctx)
-	if res != nil {
-		res.Requests, res.Attempts = s.api.requests, s.api.attempts
-	}
 	if err != nil {
 		return nil, err
 	}
+	res.Requests, res.Attempts = s.api.requests, s.api.attempts
 	return res, nil
 }
 
@@ -222,11 +220,9 @@ func (s *session) run(ctx context.Context) (*PhaseResult, error) {
 	res.App, res.AppID, res.Env, res.EnvID = app.Name, app.ID, env.Name, env.ID
 	s.debugf("phase: application %q (%s), environment %q (%s)", app.Name, app.ID, env.Name, env.ID)
 
-	path := ""
-	if !s.o.AllPaths && s.o.Path != "" {
-		path = normalizePath(s.o.Path)
-	} else if !s.o.AllPaths {
-		path = "/"
+	path := "" // every folder
+	if !s.o.AllPaths {
+		path = normalizePath(s.o.Path) // "" → "/"
 	}
 	res.Path = path
 

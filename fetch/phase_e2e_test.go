@@ -500,3 +500,72 @@ func TestE2ETLS(t *testing.T) {
 		t.Fatalf("VerifySSL=false: %v", err)
 	}
 }
+
+// Debug lines, warnings and errors may name keys, apps, folders and
+// reference text, never a value or the token.
+func TestE2EDiagnosticsNeverCarryValues(t *testing.T) {
+	f := e2eFixture()
+	var values []string
+	for _, a := range f.Apps {
+		for _, e := range a.Envs {
+			for _, sec := range e.Secrets {
+				if !strings.Contains(sec.Value, "${") {
+					values = append(values, sec.Value)
+				}
+				if sec.Override != nil {
+					values = append(values, sec.Override.Value)
+				}
+			}
+			for _, d := range e.Dynamic {
+				for _, c := range d.Credentials {
+					values = append(values, c.Value)
+				}
+			}
+		}
+	}
+	s := phasetest.New(f)
+	defer s.Close()
+	var lines []string
+	seen := 0
+	for _, tc := range []struct {
+		app, env, mode string
+		tags           []string
+		fault          func()
+	}{
+		{"shop", "prod", fetch.RefStrict, nil, func() { s.FailFirst(2, 503) }},
+		{"shop", "dev", fetch.RefStrict, nil, nil},
+		{"shop", "staging", fetch.RefStrict, nil, func() { s.TamperSecret("shop", "Staging", "STRIPE_KEY") }},
+		{"refs", "dev", fetch.RefLenient, []string{"missing"}, nil},
+		{"refs", "dev", fetch.RefStrict, []string{"missing"}, nil},
+		{"refs", "dev", fetch.RefStrict, []string{"cycle"}, nil},
+	} {
+		o := e2eOptions(s, phasetest.User, tc.app, tc.env)
+		o.References, o.Tags = tc.mode, tc.tags
+		o.GenerateLeases = true
+		o.Debugf = func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+		if tc.fault != nil {
+			tc.fault()
+		}
+		res, err := fetch.FetchPhase(context.Background(), o)
+		if err != nil {
+			lines = append(lines, err.Error())
+		} else {
+			lines = append(lines, res.Warnings...)
+		}
+		for _, l := range lines {
+			for _, v := range values {
+				if len(v) >= 4 && strings.Contains(l, v) {
+					t.Errorf("a diagnostic line carries the value of a secret (%d bytes)", len(v))
+				}
+			}
+			if strings.Contains(l, o.Token[20:60]) {
+				t.Error("a diagnostic line carries the token")
+			}
+		}
+		seen += len(lines)
+		lines = lines[:0]
+	}
+	if seen < 20 {
+		t.Errorf("only %d diagnostic lines checked", seen)
+	}
+}
