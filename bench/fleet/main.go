@@ -1,0 +1,371 @@
+// Command fleet simulates a fleet scaling out at once against a
+// rate-limited Phase: N real phase-shim processes start together against one
+// emulator that allows R requests a minute (token bucket, 429 with
+// Retry-After beyond it, like Phase Cloud). Each process wraps /usr/bin/true,
+// so "started" means the command was exec'd, and its exit time is its time
+// to exec.
+//
+// Every N runs three clients on a fresh emulator each, in the same
+// invocation: phase-shim as shipped (retries, no cache), phase-shim with a
+// warm --cache-dir (a fleet restarting with its last-known-good cache), and
+// phase-shim with retries off (PHASE_SHIM_TEST_MAX_ATTEMPTS=1: what a client
+// that does not retry gets).
+//
+//	go run ./bench/fleet -n 50,200,500 -rpm 240
+//	go run ./bench/fleet -n 50 -rpm 240 -write=false   # print only
+//
+// Everything stays on 127.0.0.1; every process has a hard kill bound.
+// Results go to the "Fleet start" section of BENCHMARKS.md (-write).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/phase-shim/phase-shim/fetch/phasetest"
+)
+
+type config struct {
+	ns      []int
+	rpm     int
+	burst   int
+	timeout time.Duration // phase-shim --timeout
+	hard    time.Duration // SIGKILL bound per process
+	modes   []string
+	bin     string
+	out     string
+	write   bool
+}
+
+func main() {
+	var (
+		c     config
+		nsArg string
+		modes string
+	)
+	flag.StringVar(&nsArg, "n", "50,200,500", "fleet sizes, comma-separated")
+	flag.IntVar(&c.rpm, "rpm", 240, "emulator rate limit: requests per minute (Phase Cloud: 120-240 per account)")
+	flag.IntVar(&c.burst, "burst", 0, "token bucket size (0: one minute's worth, as -rpm)")
+	flag.DurationVar(&c.timeout, "timeout", 30*time.Second, "phase-shim --timeout (its default is 30s)")
+	flag.DurationVar(&c.hard, "hard", 0, "kill a process still running after this long (0: timeout + 30s)")
+	flag.StringVar(&modes, "modes", "retry,cache,noretry", "clients to run: retry, cache, noretry")
+	flag.StringVar(&c.bin, "bin", "", "phase-shim binary to use (default: build one from this module)")
+	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "file whose \"Fleet start\" section gets the results")
+	flag.BoolVar(&c.write, "write", true, "write the results to -out")
+	flag.Parse()
+	for _, f := range strings.Split(nsArg, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > 2000 {
+			fatalf("-n: %q is not a fleet size between 1 and 2000", f)
+		}
+		c.ns = append(c.ns, n)
+	}
+	for _, m := range strings.Split(modes, ",") {
+		if !slices.Contains([]string{"retry", "cache", "noretry"}, m) {
+			fatalf("-modes: unknown client %q", m)
+		}
+		c.modes = append(c.modes, m)
+	}
+	if c.rpm <= 0 {
+		fatalf("-rpm must be positive")
+	}
+	if c.burst <= 0 {
+		c.burst = c.rpm
+	}
+	if c.hard <= 0 {
+		c.hard = c.timeout + 30*time.Second
+	}
+	work, err := os.MkdirTemp("", "phase-shim-fleet-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer os.RemoveAll(work)
+	if c.bin == "" {
+		c.bin = filepath.Join(work, "phase-shim")
+		fmt.Fprintln(os.Stderr, "fleet: building phase-shim")
+		if err := build(c.bin); err != nil {
+			fatalf("%v", err)
+		}
+	}
+
+	started := time.Now()
+	var results []result
+	for _, n := range c.ns {
+		for _, m := range c.modes {
+			fmt.Fprintf(os.Stderr, "fleet: N=%d client=%s ...\n", n, m)
+			r, err := runFleet(c, n, m, work)
+			if err != nil {
+				fatalf("N=%d %s: %v", n, m, err)
+			}
+			fmt.Fprintf(os.Stderr, "fleet:   %s\n", r.line())
+			results = append(results, r)
+		}
+	}
+	md := render(c, results, time.Since(started))
+	fmt.Print(md)
+	if c.write {
+		if err := writeSection(c.out, "Fleet start", md); err != nil {
+			fatalf("%v", err)
+		}
+		fmt.Fprintf(os.Stderr, "fleet: wrote the \"Fleet start\" section of %s\n", c.out)
+	}
+}
+
+func fatalf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "fleet: "+format+"\n", a...)
+	os.Exit(1)
+}
+
+// build makes the release binary (static, trimmed) from the module root.
+func build(out string) error {
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return fmt.Errorf("go list -m: %w", err)
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = strings.TrimSpace(string(root))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return nil
+}
+
+type result struct {
+	n, rpm    int
+	mode      string
+	started   int
+	fromCache int
+	codes     map[int]int // exit code → processes, failures only
+	times     []time.Duration
+	requests  int64
+	limited   int64
+	wall      time.Duration // first start to last exit
+}
+
+func (r result) pct(p float64) string {
+	if len(r.times) == 0 {
+		return "–"
+	}
+	i := int(float64(len(r.times)-1) * p)
+	return fmtDur(r.times[i])
+}
+
+func fmtDur(d time.Duration) string {
+	if d >= 10*time.Second {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	if d >= time.Second {
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return fmt.Sprintf("%d ms", d.Milliseconds())
+}
+
+func (r result) failures() string {
+	if len(r.codes) == 0 {
+		return "–"
+	}
+	var codes []int
+	for c := range r.codes {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%d × exit %d", r.codes[c], c))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r result) line() string {
+	return fmt.Sprintf("started %d/%d (%d from cache), p50 %s p99 %s max %s, %d requests (%d answered 429), failed: %s",
+		r.started, r.n, r.fromCache, r.pct(0.5), r.pct(0.99), r.pct(1), r.requests, r.limited, r.failures())
+}
+
+var clientNames = map[string]string{
+	"retry":   "retries (as shipped)",
+	"cache":   "retries + warm --cache-dir",
+	"noretry": "no retries",
+}
+
+// runFleet starts n processes at once against a fresh rate-limited emulator.
+func runFleet(c config, n int, mode, work string) (result, error) {
+	s, err := phasetest.Start("127.0.0.1:0", phasetest.DemoFixture())
+	if err != nil {
+		return result{}, err
+	}
+	defer s.Close()
+	token := s.Token("shop", "service_v2")
+	dir, err := os.MkdirTemp(work, mode+"-")
+	if err != nil {
+		return result{}, err
+	}
+	cacheDir := filepath.Join(dir, "cache")
+	args := []string{"--timeout", c.timeout.String(), "--app", "shop", "--env", "Production"}
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "PHASE_HOST=" + s.URL(), "PHASE_SERVICE_TOKEN=" + token}
+	switch mode {
+	case "cache":
+		args = append(args, "--cache-dir", cacheDir)
+	case "noretry":
+		env = append(env, "PHASE_SHIM_TEST_MAX_ATTEMPTS=1")
+	}
+	argv := append(slices.Clone(args), "--", "/usr/bin/true")
+
+	if mode == "cache" {
+		// The fleet ran before: one earlier start left the cache (on a
+		// volume all tasks of a host share, or baked per task).
+		cmd := exec.Command(c.bin, argv...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return result{}, fmt.Errorf("warming the cache: %v\n%s", err, out)
+		}
+	}
+	s.ResetCounts()
+	s.SetRateLimit(c.rpm, c.burst)
+
+	type outcome struct {
+		code      int
+		took      time.Duration
+		fromCache bool
+		err       error
+	}
+	outs := make([]outcome, n)
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	var first, last time.Time
+	var mu sync.Mutex
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), c.hard)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, c.bin, argv...)
+			cmd.Env = env
+			var stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+			<-gate
+			t0 := time.Now()
+			err := cmd.Run()
+			t1 := time.Now()
+			mu.Lock()
+			if first.IsZero() || t0.Before(first) {
+				first = t0
+			}
+			if t1.After(last) {
+				last = t1
+			}
+			mu.Unlock()
+			o := outcome{took: t1.Sub(t0), fromCache: strings.Contains(stderr.String(), "using the cached secrets")}
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+			case errors.As(err, &ee):
+				o.code = ee.ExitCode()
+				if o.code < 0 {
+					o.code = -1 // killed by the hard bound
+				}
+			default:
+				o.err = err
+			}
+			outs[i] = o
+		}(i)
+	}
+	close(gate)
+	wg.Wait()
+
+	r := result{n: n, rpm: c.rpm, mode: mode, codes: map[int]int{}, wall: last.Sub(first)}
+	for _, o := range outs {
+		if o.err != nil {
+			return result{}, fmt.Errorf("starting phase-shim: %w", o.err)
+		}
+		if o.code == 0 {
+			r.started++
+			r.times = append(r.times, o.took)
+			if o.fromCache {
+				r.fromCache++
+			}
+		} else {
+			r.codes[o.code]++
+		}
+	}
+	slices.Sort(r.times)
+	cnt := s.Requests()
+	r.requests, r.limited = cnt.Total, cnt.RateLimited
+	return r, nil
+}
+
+// render is the markdown of the section (without its heading).
+func render(c config, rs []result, took time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s` on %s, %d CPUs (%s, %s/%s), %s.\n\n",
+		joinInts(c.ns), c.rpm, c.timeout, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(),
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, fmtDur(took.Round(time.Second)))
+	fmt.Fprintf(&b, "N phase-shim processes start at the same instant against one emulator limited to %d requests/minute "+
+		"(token bucket of %d, 429 with `Retry-After` in whole seconds beyond it). Each start needs 2 requests. "+
+		"The wrapped command is `/usr/bin/true`: exit 0 means it was exec'd; time to exec is the process's lifetime. "+
+		"Percentiles are over the processes that started. Requests include the 429 answers.\n\n", c.rpm, c.burst)
+	b.WriteString("| N | client | started | from cache | p50 | p99 | max | requests (429) | did not start |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "| %d | %s | %d/%d | %d | %s | %s | %s | %d (%d) | %s |\n",
+			r.n, clientNames[r.mode], r.started, r.n, r.fromCache, r.pct(0.5), r.pct(0.99), r.pct(1),
+			r.requests, r.limited, r.failures())
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// writeSection replaces the body of "## title" in path (up to the next
+// "## " heading), or appends the section; other sections are left alone.
+func writeSection(path, title, body string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	text := string(old)
+	if text == "" {
+		text = "# Benchmarks\n"
+	}
+	heading := "## " + title + "\n"
+	section := heading + "\n" + body
+	start := strings.Index(text, heading)
+	if start < 0 {
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		text += "\n" + section
+	} else {
+		end := len(text)
+		if i := strings.Index(text[start+len(heading):], "\n## "); i >= 0 {
+			end = start + len(heading) + i + 1
+		}
+		text = text[:start] + section + text[end:]
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
