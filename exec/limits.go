@@ -56,6 +56,7 @@ func CheckLimitsPath(path string, argv, envp []string) error {
 }
 
 type sized struct {
+	key  string // the variable's name; empty for an argument
 	name string
 	size int // bytes including the NUL
 }
@@ -84,6 +85,22 @@ func largest(s []sized) string {
 	return strings.Join(parts, ", ")
 }
 
+// fileHint names the way out for oversized variables: delivering them as
+// files instead. It expects s sorted by largest and looks at the same (at most
+// three) entries largest named; arguments have no such way out.
+func fileHint(s []sized) string {
+	var flags []string
+	for _, e := range s[:min(len(s), 3)] {
+		if e.key != "" {
+			flags = append(flags, "--file "+e.key)
+		}
+	}
+	if len(flags) == 0 {
+		return ""
+	}
+	return "; deliver them as files instead (" + strings.Join(flags, " ") + ")"
+}
+
 func checkLimits(path string, argv, envp []string, maxStr, argMax int) error {
 	var tooLong []sized
 	total := 0
@@ -94,29 +111,29 @@ func checkLimits(path string, argv, envp []string, maxStr, argMax int) error {
 		n := len(a) + 1
 		total += n
 		if n > maxStr {
-			tooLong = append(tooLong, sized{fmt.Sprintf("argument %d", i), n})
+			tooLong = append(tooLong, sized{name: fmt.Sprintf("argument %d", i), size: n})
 		}
 	}
 	vars := make([]sized, 0, len(envp))
 	for _, kv := range envp {
 		n := len(kv) + 1
 		total += n
-		e := sized{fmt.Sprintf("%q", envName(kv)), n}
+		e := sized{key: envName(kv), name: fmt.Sprintf("%q", envName(kv)), size: n}
 		vars = append(vars, e)
 		if n > maxStr {
 			tooLong = append(tooLong, e)
 		}
 	}
 	if len(tooLong) > 0 {
-		return fmt.Errorf("%w: %s over the limit of %d bytes per KEY=VALUE string (NUL included)",
-			ErrTooLarge, largest(tooLong), maxStr)
+		return fmt.Errorf("%w: %s over the limit of %d bytes per KEY=VALUE string (NUL included)%s",
+			ErrTooLarge, largest(tooLong), maxStr, fileHint(tooLong))
 	}
 	// The kernel counts at least one argv pointer even for an empty argv.
 	ptrs := max(len(argv), 1) + len(envp)
 	total += ptrs * ptrSize
 	if total > argMax {
-		return fmt.Errorf("%w: arguments and environment need %d bytes, the limit is %d (ARG_MAX: a quarter of the stack limit, at least 32 pages); largest variables: %s",
-			ErrTooLarge, total, argMax, largest(vars))
+		return fmt.Errorf("%w: arguments and environment need %d bytes, the limit is %d (ARG_MAX: a quarter of the stack limit, at least 32 pages); largest variables: %s%s",
+			ErrTooLarge, total, argMax, largest(vars), fileHint(vars))
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func LookPath(file string, envp []string) (string, error) {
 		path = DefaultPath
 	}
 	var firstBad error
-	for _, dir := range filepath.SplitList(path) {
+	for i, dir := range filepath.SplitList(path) {
 		if dir == "" || !filepath.IsAbs(dir) {
 			continue
 		}
@@ -53,14 +53,16 @@ func LookPath(file string, envp []string) (string, error) {
 		}
 		// Only a file that exists counts against the command, as in bash
 		// and dash; an unreadable PATH directory is simply passed over.
+		// The error names the PATH entry by position, not by its text: PATH
+		// may itself be a secret, and its value must never reach a message.
 		if _, serr := os.Stat(p); serr == nil && firstBad == nil {
-			firstBad = err
+			firstBad = fmt.Errorf("%w: %q found in PATH entry %d, %s", ErrNotExecutable, file, i+1, reason(err))
 		}
 	}
 	if firstBad != nil {
 		return "", firstBad
 	}
-	return "", fmt.Errorf("%w: %q in PATH %q", ErrNotFound, file, path)
+	return "", fmt.Errorf("%w: %q in any absolute PATH entry (PATH has %d entries)", ErrNotFound, file, len(filepath.SplitList(path)))
 }
 
 // lookupEnv returns the first value of name, as getenv would.
@@ -73,6 +75,22 @@ func lookupEnv(envp []string, name string) (string, bool) {
 	return "", false
 }
 
+// reason is what made executable refuse a file, without the file's path.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, errIsDir):
+		return "which is a directory"
+	case errors.Is(err, errNoExec):
+		return "without execute permission"
+	}
+	return "which cannot be executed"
+}
+
+var (
+	errIsDir  = errors.New("is a directory")
+	errNoExec = errors.New("permission denied")
+)
+
 // executable classifies p: nil, ErrNotFound, or ErrNotExecutable.
 func executable(p string) error {
 	fi, err := os.Stat(p)
@@ -83,12 +101,12 @@ func executable(p string) error {
 		return fmt.Errorf("%w: %s: %w", ErrNotExecutable, p, err)
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%w: %s is a directory", ErrNotExecutable, p)
+		return fmt.Errorf("%w: %s: %w", ErrNotExecutable, p, errIsDir)
 	}
 	// AT_EACCESS asks with the effective IDs, which execve uses; root passes
 	// only when some execute bit is set, as execve demands.
 	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
-		return fmt.Errorf("%w: %s: permission denied", ErrNotExecutable, p)
+		return fmt.Errorf("%w: %s: %w", ErrNotExecutable, p, errNoExec)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -87,5 +88,28 @@ func TestLookPathDefault(t *testing.T) {
 	}
 	if !slices.Contains(filepath.SplitList(DefaultPath), filepath.Dir(got)) {
 		t.Errorf("LookPath(env) = %q, not from %s", got, DefaultPath)
+	}
+}
+
+// PATH may be a secret (a Phase key named PATH): no LookPath error may quote
+// it, whichever way the search fails.
+func TestLookPathErrorsNeverQuotePATH(t *testing.T) {
+	dir := t.TempDir()
+	secretDir := filepath.Join(dir, "s3cr3t-marker")
+	if err := os.MkdirAll(filepath.Join(secretDir, "isdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secretDir, "noexec"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	envp := []string{"PATH=" + secretDir + ":relative-marker"}
+	for _, cmd := range []string{"missing", "isdir", "noexec"} {
+		_, err := LookPath(cmd, envp)
+		if err == nil {
+			t.Fatalf("%s: LookPath succeeded", cmd)
+		}
+		if strings.Contains(err.Error(), "marker") {
+			t.Errorf("%s: the error quotes PATH (%d bytes of message)", cmd, len(err.Error()))
+		}
 	}
 }
