@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -138,9 +139,45 @@ func (e usageError) Unwrap() error { return e.err }
 // Main runs phase-shim with args (without the program name) and returns the
 // exit status. On success `run` does not return: the process is replaced.
 func Main(args []string, stdout, stderr io.Writer) int {
-	var cli CLI
-	helpExit := -1
-	parser, err := kong.New(&cli,
+	cli, command, helpExit, err := parseCommandLine(args, stdout, stderr)
+	if helpExit >= 0 {
+		return helpExit
+	}
+	if err != nil {
+		if errors.Is(err, errInternal) {
+			fmt.Fprintf(stderr, "phase-shim: internal error: %v\n", err)
+			return 70
+		}
+		fmt.Fprintf(stderr, "phase-shim: error: %v\n", err)
+		fmt.Fprintln(stderr, "phase-shim: run 'phase-shim --help' for usage")
+		return 64
+	}
+
+	log := newLogger(stderr, &cli.Globals)
+	var code int
+	switch command {
+	case "version":
+		code = cmdVersion(stdout)
+	case "check", "check <command>":
+		code = cmdCheck(cli, log, stdout)
+	case "export":
+		code = cmdExport(cli, log, stdout)
+	default:
+		code = cmdRun(cli, log)
+	}
+	return code
+}
+
+// errInternal marks a kong model that does not build: a broken struct tag,
+// a programming error every test catches.
+var errInternal = errors.New("command-line model")
+
+// parseCommandLine parses args into a CLI. helpExit is >= 0 when --help (or
+// similar) was handled and Main should return it; err is a usage error.
+func parseCommandLine(args []string, stdout, stderr io.Writer) (cli *CLI, command string, helpExit int, err error) {
+	cli = &CLI{}
+	helpExit = -1
+	parser, err := kong.New(cli,
 		kong.Name("phase-shim"),
 		kong.Description(description),
 		kong.Writers(stdout, stderr),
@@ -156,37 +193,34 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			{Key: "output", Title: "Output:"},
 		}),
 		kong.Vars{"version": version},
+		// kong's own string mapper round-trips values through JSON, which
+		// turns invalid UTF-8 into U+FFFD: a wrapped command's argument or a
+		// file name in another encoding would silently change.
+		kong.KindMapper(reflect.String, kong.MapperFunc(rawString)),
 	)
 	if err != nil {
-		// A broken struct tag: a programming error, caught by every test.
-		fmt.Fprintf(stderr, "phase-shim: internal error: %v\n", err)
-		return 70
+		return nil, "", -1, fmt.Errorf("%w: %w", errInternal, err)
 	}
-
 	ignoreEmptyEnv(parser)
-	kctx, err := parseArgs(parser, args, &helpExit)
-	if helpExit >= 0 {
-		return helpExit
+	kctx, err := parseArgs(parser, args)
+	if helpExit >= 0 || err != nil {
+		return cli, "", helpExit, err
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "phase-shim: error: %v\n", err)
-		fmt.Fprintln(stderr, "phase-shim: run 'phase-shim --help' for usage")
-		return 64
-	}
+	return cli, kctx.Command(), -1, nil
+}
 
-	log := newLogger(stderr, &cli.Globals)
-	var code int
-	switch kctx.Command() {
-	case "version":
-		code = cmdVersion(stdout)
-	case "check", "check <command>":
-		code = cmdCheck(&cli, log, stdout)
-	case "export":
-		code = cmdExport(&cli, log, stdout)
-	default:
-		code = cmdRun(&cli, log)
+// rawString stores a string argument byte for byte.
+func rawString(ctx *kong.DecodeContext, target reflect.Value) error {
+	t, err := ctx.Scan.PopValue("string")
+	if err != nil {
+		return err
 	}
-	return code
+	v, ok := t.Value.(string)
+	if !ok {
+		return fmt.Errorf("expected a string, got %v", t.Value)
+	}
+	target.SetString(v)
+	return nil
 }
 
 type helpExitPanic struct{}
@@ -218,7 +252,7 @@ func ignoreEmptyEnv(parser *kong.Kong) {
 }
 
 // parseArgs runs kong, turning its exit-on-help into a return value.
-func parseArgs(parser *kong.Kong, args []string, helpExit *int) (kctx *kong.Context, err error) {
+func parseArgs(parser *kong.Kong, args []string) (kctx *kong.Context, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(helpExitPanic); !ok {

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseCommandLine(t *testing.T) {
+	type result struct {
+		Command string
+		Args    []string
+		Init    InitMode
+		Host    string
+		Files   []string
+	}
+	const defHost = "https://console.phase.dev"
+	tests := []struct {
+		name string
+		args []string
+		want result
+	}{
+		{"flags then --", []string{"--env-file", "a", "--", "ls", "-l"},
+			result{"run <command>", []string{"ls", "-l"}, InitOff, defHost, []string{"a"}}},
+		{"no --: command's flags untouched", []string{"--env-file", "a", "ls", "-l", "--env-file", "x"},
+			result{"run <command>", []string{"ls", "-l", "--env-file", "x"}, InitOff, defHost, []string{"a"}}},
+		{"a command called check after --", []string{"--", "check", "-o", "json"},
+			result{"run <command>", []string{"check", "-o", "json"}, InitOff, defHost, nil}},
+		{"a command called version after flags and --", []string{"--env-file=a", "--", "version"},
+			result{"run <command>", []string{"version"}, InitOff, defHost, []string{"a"}}},
+		{"flag value that looks like a command", []string{"--host", "check", "--", "x"},
+			result{"run <command>", []string{"x"}, InitOff, "check", nil}},
+		{"explicit run strips one --", []string{"run", "--", "--", "x"},
+			result{"run <command>", []string{"--", "x"}, InitOff, defHost, nil}},
+		{"command that starts with a dash", []string{"--", "-v"},
+			result{"run <command>", []string{"-v"}, InitOff, defHost, nil}},
+		{"bare --init keeps the command", []string{"--init", "ls"},
+			result{"run <command>", []string{"ls"}, InitOn, defHost, nil}},
+		{"--init=auto", []string{"--init=auto", "--", "ls"},
+			result{"run <command>", []string{"ls"}, InitAuto, defHost, nil}},
+		{"repeated --env-file keeps commas", []string{"--env-file", "a,b.env", "--env-file", "c", "--", "x"},
+			result{"run <command>", []string{"x"}, InitOff, defHost, []string{"a,b.env", "c"}}},
+		{"check with flags after", []string{"check", "--env-file", "a"},
+			result{"check", nil, InitOff, defHost, []string{"a"}}},
+		{"check with flags before", []string{"--env-file", "a", "check"},
+			result{"check", nil, InitOff, defHost, []string{"a"}}},
+		{"check with a command", []string{"check", "--env-file", "a", "--", "node", "x.js"},
+			result{"check <command>", []string{"node", "x.js"}, InitOff, defHost, []string{"a"}}},
+		{"export", []string{"export", "--format", "json"},
+			result{"export", nil, InitOff, defHost, nil}},
+		{"version", []string{"version"},
+			result{"version", nil, InitOff, defHost, nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, command, helpExit, err := parseCommandLine(tt.args, io.Discard, io.Discard)
+			if err != nil || helpExit >= 0 {
+				t.Fatalf("parse: err %v, helpExit %d", err, helpExit)
+			}
+			args := cli.Run.Command
+			if strings.HasPrefix(command, "check") {
+				args = cli.Check.Command
+			}
+			got := result{command, commandArgs(args), cli.Init, cli.Host, cli.EnvFiles}
+			if len(got.Args) == 0 {
+				got.Args = nil
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseCommandLineErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--no-such-flag"},
+		{"--invalid-keys", "sometimes", "--", "x"},
+		{"--timeout", "soon", "--", "x"},
+		{"-q", "-v", "--", "x"},
+		{"--log-format", "xml", "--", "x"},
+		{"check", "-o", "yaml"},
+		{"--init=maybe", "--", "x"},
+	} {
+		if _, _, _, err := parseCommandLine(args, io.Discard, io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	var out strings.Builder
+	if code := Main([]string{"--help"}, &out, io.Discard); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, want := range []string{"phase-shim [flags] [--] COMMAND [ARG...]", "Phase (a source when", "Files:", "Names:", "Environment:", "Output:", "PHASE_SHIM_ENV_FILES", "$PHASE_SHIM_INVALID_KEYS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+func TestEnvVarsAndFlags(t *testing.T) {
+	t.Setenv("PHASE_SHIM_INVALID_KEYS", "skip")
+	t.Setenv("PHASE_SHIM_TIMEOUT", "") // empty counts as unset
+	t.Setenv("PHASE_PATH", "")         // except here: every folder
+	t.Setenv("PHASE_HOST", "https://phase.example.com")
+	cli, _, _, err := parseCommandLine([]string{"--invalid-keys", "error", "--", "x"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{cli.InvalidKeys, cli.Timeout.String(), cli.Path, cli.Host}
+	want := []string{"error", "30s", "", "https://phase.example.com"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("-want +got:\n%s", diff)
+	}
+}
+
+// FuzzCommandLine: parsing never panics, and the words of the wrapped
+// command are never changed or reordered: they are a suffix of the input,
+// and everything after a leading `--` reaches the command as it is.
+func FuzzCommandLine(f *testing.F) {
+	for _, s := range []string{
+		"--env-file\x00a\x00--\x00ls\x00-l",
+		"--\x00check",
+		"run\x00--\x00--\x00x",
+		"--init\x00ls",
+		"--host\x00check\x00--\x00--help",
+		"check\x00-o\x00json\x00--\x00x",
+		"-qv\x00--\x00x",
+		"--env-file=--\x00--\x00-",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		args := strings.Split(s, "\x00")
+		for _, a := range args {
+			// Help output would fill the fuzz log; it is tested above.
+			if a == "-h" || strings.HasPrefix(a, "--help") || (strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "h")) {
+				return
+			}
+		}
+		cli, command, _, err := parseCommandLine(slices.Clone(args), io.Discard, io.Discard)
+		if err != nil || command != "run" && command != "run <command>" {
+			return
+		}
+		got := commandArgs(cli.Run.Command)
+		if len(got) > len(args) || !slices.Equal(got, args[len(args)-len(got):]) {
+			t.Fatalf("command words changed: in %q, got %q", args, got)
+		}
+		if len(args) > 1 && args[0] == "--" && !slices.Equal(got, args[1:]) {
+			t.Fatalf("after a leading --: in %q, got %q", args, got)
+		}
+	})
+}
