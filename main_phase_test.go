@@ -90,5 +90,8 @@ func setupPhase(e *testscript.Env) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(e.WorkDir, "token-v2.txt"), []byte(tokens["v2"]+"\n"), 0o600)
+	if err := os.WriteFile(filepath.Join(e.WorkDir, "token-v2.txt"), []byte(tokens["v2"]+"\n"), 0o600); err != nil {
+		return err
+	}
+	return setupAWSIAM(e, s)
 }
