@@ -399,7 +399,9 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 	o.HTTPClient = &hc
 
 	cc := CacheContextOf(o)
-	res, err := FetchPhase(ctx, o)
+	live, cancel := liveContext(ctx, c.has(o.Token, cc))
+	defer cancel()
+	res, err := FetchPhase(live, o)
 	switch {
 	case err == nil:
 		if serr := c.Save(o.Token, cc, res); serr != nil {
@@ -428,6 +430,29 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 	cached.Warnings = append(cached.Warnings, fmt.Sprintf(
 		"phase is unavailable (%v); using the cached secrets saved %s ago", err, roundAge(age)))
 	return cached, nil
+}
+
+// liveContext is the context of the live fetch. With a cache file to fall
+// back on, the fetch must give up a little before the caller's deadline, or
+// the cached start would land after it: a twentieth of the time left, at
+// most a second (a cache read takes milliseconds; the rest is headroom for
+// a machine busy starting a whole fleet).
+func liveContext(ctx context.Context, haveCache bool) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !haveCache || !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(time.Until(dl)/20, time.Second)
+	if reserve <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, dl.Add(-reserve))
+}
+
+// has says whether a cache file exists for (token, cc), without reading it.
+func (c Cache) has(token string, cc CacheContext) bool {
+	_, err := os.Stat(c.path(fileID(token, cc)))
+	return err == nil
 }
 
 type countingTransport struct {

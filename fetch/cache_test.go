@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -625,4 +626,49 @@ func roFSChild(mode string) {
 		}
 	}
 	fmt.Println("ROFS-CHILD-OK")
+}
+
+// deadlineTransport records the deadline of every request's context.
+type deadlineTransport struct {
+	base      http.RoundTripper
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (d *deadlineTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if dl, ok := r.Context().Deadline(); ok {
+		d.mu.Lock()
+		d.deadlines = append(d.deadlines, dl)
+		d.mu.Unlock()
+	}
+	return d.base.RoundTrip(r)
+}
+
+// With a cache to fall back on, the live fetch ends before the caller's
+// deadline, so a cached start is not late; without one it may use all of it.
+func TestFetchPhaseCachedDeadlineReserve(t *testing.T) {
+	f := newCachedFixture(t)
+	f.o.AttemptTimeout = time.Hour // only the overall deadline bounds the attempt
+	check := func(wantReserve bool) {
+		dt := &deadlineTransport{base: http.DefaultTransport}
+		o := f.o
+		o.HTTPClient = &http.Client{Transport: dt}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		if _, err := FetchPhaseCached(ctx, o, f.c); err != nil {
+			t.Fatal(err)
+		}
+		dl, _ := ctx.Deadline()
+		if len(dt.deadlines) == 0 {
+			t.Fatal("no request carried a deadline")
+		}
+		// A reserve of one second (an hour / 20, capped), so at least
+		// half a second earlier whatever the clock did in between.
+		gotReserve := dl.Sub(dt.deadlines[0]) > 500*time.Millisecond
+		if gotReserve != wantReserve {
+			t.Errorf("live deadline %s before the caller's; want a reserve: %v", dl.Sub(dt.deadlines[0]), wantReserve)
+		}
+	}
+	check(false) // first start: no cache yet
+	check(true)  // the cache written by the first start is there now
 }
