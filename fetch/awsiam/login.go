@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -123,7 +122,29 @@ func Login(ctx context.Context, o Options) (token string, provider string, err e
 	return tok, provider, nil
 }
 
-var stsHostRE = regexp.MustCompile(`(?:^|\.)sts(?:-fips)?\.([a-z0-9]+(?:-[a-z0-9]+)+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$`)
+// stsHostRegion reads the region out of an STS host name:
+// [prefix.]sts[-fips].<region>.[vpce.]amazonaws.com[.cn].
+func stsHostRegion(host string) (string, bool) {
+	rest, ok := strings.CutSuffix(host, ".amazonaws.com")
+	if !ok {
+		if rest, ok = strings.CutSuffix(host, ".amazonaws.com.cn"); !ok {
+			return "", false
+		}
+	}
+	rest = strings.TrimSuffix(rest, ".vpce")
+	dot := strings.LastIndexByte(rest, '.')
+	if dot < 0 {
+		return "", false
+	}
+	region, service := rest[dot+1:], rest[:dot]
+	if i := strings.LastIndexByte(service, '.'); i >= 0 {
+		service = service[i+1:]
+	}
+	if (service != "sts" && service != "sts-fips") || !isRegion(region) {
+		return "", false
+	}
+	return region, true
+}
 
 // stsTarget resolves the URL to sign for and the signing region. A host
 // that names its region (sts.eu-west-1.amazonaws.com, FIPS and VPC endpoint
@@ -131,7 +152,7 @@ var stsHostRE = regexp.MustCompile(`(?:^|\.)sts(?:-fips)?\.([a-z0-9]+(?:-[a-z0-9
 // us-east-1; anything else takes AWS_REGION / AWS_DEFAULT_REGION.
 func stsTarget(endpoint string, getenv func(string) string) (*url.URL, string, error) {
 	envRegion := firstSet(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"))
-	if envRegion != "" && !regionRE.MatchString(envRegion) {
+	if envRegion != "" && !isRegion(envRegion) {
 		return nil, "", fmt.Errorf("%w: AWS_REGION %q is not a region name", fetch.ErrConfig, printable(envRegion, 40))
 	}
 	switch endpoint {
@@ -148,16 +169,16 @@ func stsTarget(endpoint string, getenv func(string) string) (*url.URL, string, e
 		return nil, "", fmt.Errorf("%w: aws sts endpoint %q is not an http(s) URL", fetch.ErrConfig, printable(endpoint, 100))
 	}
 	host := strings.ToLower(u.Hostname())
-	switch {
-	case host == "sts.amazonaws.com":
-		return u, "us-east-1", nil
-	case stsHostRE.MatchString(host):
-		return u, stsHostRE.FindStringSubmatch(host)[1], nil
-	case envRegion != "":
-		return u, envRegion, nil
-	default:
+	if host == "sts.amazonaws.com" {
 		return u, "us-east-1", nil
 	}
+	if r, ok := stsHostRegion(host); ok {
+		return u, r, nil
+	}
+	if envRegion != "" {
+		return u, envRegion, nil
+	}
+	return u, "us-east-1", nil
 }
 
 func phaseAuthURL(host string) (string, error) {
@@ -233,7 +254,31 @@ func authRequestBody(accountID string, ttl int, c Credentials, target *url.URL, 
 	return json.Marshal(ar)
 }
 
-var serviceV2TokenRE = regexp.MustCompile(`^pss_service:v2:[0-9a-fA-F]{64}:[0-9a-fA-F]{64}:[0-9a-fA-F]{64}:[0-9a-fA-F]{64}$`)
+// isServiceV2Token checks the shape pss_service:v2 followed by four
+// 64-hex fields. (Hand-written, like the other checks here: a regexp
+// compiled at package init costs every start of the binary.)
+func isServiceV2Token(tok string) bool {
+	rest, ok := strings.CutPrefix(tok, "pss_service:v2:")
+	if !ok {
+		return false
+	}
+	fields := strings.Split(rest, ":")
+	if len(fields) != 4 {
+		return false
+	}
+	for _, f := range fields {
+		if len(f) != 64 {
+			return false
+		}
+		for i := 0; i < len(f); i++ {
+			c := f[i]
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 type authResponse struct {
 	Authentication struct {
@@ -254,7 +299,7 @@ func parseAuthResponse(body []byte) (string, int, error) {
 	if tok == "" {
 		return "", 0, fmt.Errorf("response has no authentication.token")
 	}
-	if !serviceV2TokenRE.MatchString(tok) {
+	if !isServiceV2Token(tok) {
 		return "", 0, fmt.Errorf("authentication.token is not a pss_service:v2 token (%d bytes)", len(tok))
 	}
 	return tok, ar.Authentication.TTL, nil

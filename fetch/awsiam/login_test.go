@@ -265,7 +265,7 @@ func TestRegionalEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !serviceV2TokenRE.MatchString(tok) {
+	if !isServiceV2Token(tok) {
 		t.Errorf("token is not pss_service:v2 (%d bytes)", len(tok))
 	}
 	if ok, _ := logins.Count(); ok != 1 {
@@ -404,7 +404,7 @@ func FuzzParseAuthResponse(f *testing.F) {
 	f.Add([]byte(`{"authentication":{"tokenType":"ServiceAccount","token":"x","TTL":60}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tok, _, err := parseAuthResponse(body)
-		if err == nil && !serviceV2TokenRE.MatchString(tok) {
+		if err == nil && !isServiceV2Token(tok) {
 			t.Fatal("accepted a token that is not pss_service:v2")
 		}
 		if err != nil && tok != "" {
@@ -443,5 +443,40 @@ func TestPrintable(t *testing.T) {
 	}
 	if got := serverMessage([]byte("<html>bad gateway</html>"), nil); got != "<html>bad gateway</html>" {
 		t.Errorf("serverMessage of a non-JSON body = %q", got)
+	}
+}
+
+func TestHandWrittenChecks(t *testing.T) {
+	hex64 := strings.Repeat("aF09", 16)
+	for tok, want := range map[string]bool{
+		"pss_service:v2:" + hex64 + ":" + hex64 + ":" + hex64 + ":" + hex64:           true,
+		"pss_service:v2:" + hex64 + ":" + hex64 + ":" + hex64:                         false,
+		"pss_service:v1:" + hex64 + ":" + hex64 + ":" + hex64 + ":" + hex64:           false,
+		"pss_service:v2:" + hex64 + ":" + hex64 + ":" + hex64 + ":" + hex64 + ":":     false,
+		"pss_service:v2:" + hex64 + ":" + hex64 + ":" + hex64 + ":" + hex64[1:] + "g": false,
+	} {
+		if got := isServiceV2Token(tok); got != want {
+			t.Errorf("isServiceV2Token(%d-byte string) = %t, want %t", len(tok), got, want)
+		}
+	}
+	for r, want := range map[string]bool{"us-east-1": true, "cn-north-1": true, "us-gov-west-1": true, "useast1": false, "us--east": false, "-us": false, "us-": false, "US-EAST-1": false, "us-east-1.evil": false} {
+		if got := isRegion(r); got != want {
+			t.Errorf("isRegion(%q) = %t, want %t", r, got, want)
+		}
+	}
+	for n, want := range map[string]bool{"a": false, "ab": true, "my_session+=,.@-1": true, "has space": false, strings.Repeat("x", 64): true, strings.Repeat("x", 65): false, "é1": false} {
+		if got := isSessionName(n); got != want {
+			t.Errorf("isSessionName(%q) = %t, want %t", n, got, want)
+		}
+	}
+	for host, want := range map[string]string{
+		"sts.eu-west-1.amazonaws.com": "eu-west-1", "sts-fips.us-east-2.amazonaws.com": "us-east-2",
+		"sts.cn-north-1.amazonaws.com.cn": "cn-north-1", "vpce-1.sts.ap-south-1.vpce.amazonaws.com": "ap-south-1",
+		"sts.amazonaws.com": "", "s3.eu-west-1.amazonaws.com": "", "sts.eu-west-1.amazonaws.com.evil": "", "xsts.eu-west-1.amazonaws.com": "",
+	} {
+		got, ok := stsHostRegion(host)
+		if got != want || ok != (want != "") {
+			t.Errorf("stsHostRegion(%q) = %q %t, want %q", host, got, ok, want)
+		}
 	}
 }

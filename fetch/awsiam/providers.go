@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -308,8 +307,39 @@ func (r resolver) containerGet(ctx context.Context, what string, u *url.URL) (Cr
 
 // --- web identity (IRSA and any OIDC token) ----------------------------------
 
-var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`)
+// isSessionName is STS's RoleSessionName rule: [\w+=,.@-]{2,64}.
+func isSessionName(s string) bool {
+	if len(s) < 2 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// isRegion accepts names shaped like AWS regions, [a-z0-9]+(-[a-z0-9]+)+,
+// so a region can be put into a host name safely.
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 2 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 func (r resolver) webIdentity(ctx context.Context, tokenFile string) (Credentials, error) {
 	role := r.getenv("AWS_ROLE_ARN")
@@ -320,7 +350,7 @@ func (r resolver) webIdentity(ctx context.Context, tokenFile string) (Credential
 	if session == "" {
 		session = "phase-shim-" + strconv.FormatInt(r.now().UnixNano(), 10)
 	}
-	if !sessionNameRE.MatchString(session) {
+	if !isSessionName(session) {
 		return Credentials{}, fmt.Errorf("%w: AWS_ROLE_SESSION_NAME must be 2-64 characters of letters, digits and +=,.@_-", fetch.ErrConfig)
 	}
 	endpoint, err := r.webIdentityEndpoint()
@@ -376,7 +406,7 @@ func (r resolver) webIdentityEndpoint() (string, error) {
 	if region == "" {
 		return "https://sts.amazonaws.com", nil
 	}
-	if !regionRE.MatchString(region) {
+	if !isRegion(region) {
 		return "", fmt.Errorf("%w: AWS_REGION %q is not a region name", fetch.ErrConfig, printable(region, 40))
 	}
 	return "https://sts." + region + "." + partitionDomain(region), nil

@@ -449,7 +449,7 @@ func TestWebIdentitySession(t *testing.T) {
 	if _, _, err := newResolver(t, f.env(ProviderWebIdentity)).resolveCredentials(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.sts.LastSessionName(); !sessionNameRE.MatchString(got) || !strings.HasPrefix(got, "phase-shim-") {
+	if got := f.sts.LastSessionName(); !isSessionName(got) || !strings.HasPrefix(got, "phase-shim-") {
 		t.Errorf("default session = %q", got)
 	}
 	// The test override wins over the environment.
