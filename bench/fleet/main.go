@@ -48,6 +48,7 @@ type config struct {
 	bin     string
 	out     string
 	write   bool
+	label   string // where the binary came from, for the report
 }
 
 func main() {
@@ -61,10 +62,11 @@ func main() {
 	flag.IntVar(&c.burst, "burst", 0, "token bucket size (0: one minute's worth, as -rpm)")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Second, "phase-shim --timeout (its default is 30s)")
 	flag.DurationVar(&c.hard, "hard", 0, "kill a process still running after this long (0: timeout + 30s)")
-	flag.StringVar(&modes, "modes", "retry,cache,noretry", "clients to run: retry, cache, noretry")
+	flag.StringVar(&modes, "modes", "retry,cache,noretry", "clients to run: retry, cache, noretry, deadline (retries bounded by --timeout only)")
 	flag.StringVar(&c.bin, "bin", "", "phase-shim binary to use (default: build one from this module)")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "file whose \"Fleet start\" section gets the results")
 	flag.BoolVar(&c.write, "write", true, "write the results to -out")
+	flag.StringVar(&c.label, "label", "", "where -bin came from, for the report (e.g. \"HEAD 1234abc\")")
 	flag.Parse()
 	for _, f := range strings.Split(nsArg, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -74,7 +76,7 @@ func main() {
 		c.ns = append(c.ns, n)
 	}
 	for _, m := range strings.Split(modes, ",") {
-		if !slices.Contains([]string{"retry", "cache", "noretry"}, m) {
+		if _, ok := clientNames[m]; !ok {
 			fatalf("-modes: unknown client %q", m)
 		}
 		c.modes = append(c.modes, m)
@@ -99,6 +101,12 @@ func main() {
 		if err := build(c.bin); err != nil {
 			fatalf("%v", err)
 		}
+		c.label = "working tree"
+		if rev, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+			c.label = "working tree at " + strings.TrimSpace(string(rev))
+		}
+	} else if c.label == "" {
+		c.label = "a given binary"
 	}
 
 	started := time.Now()
@@ -199,6 +207,8 @@ var clientNames = map[string]string{
 	"retry":   "retries (as shipped)",
 	"cache":   "retries + warm --cache-dir",
 	"noretry": "no retries",
+	// Not the shipped behaviour: what lifting the 8-attempt cap would do.
+	"deadline": "retries until the deadline (no attempt cap)",
 }
 
 // runFleet starts n processes at once against a fresh rate-limited emulator.
@@ -221,6 +231,8 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 		args = append(args, "--cache-dir", cacheDir)
 	case "noretry":
 		env = append(env, "PHASE_SHIM_TEST_MAX_ATTEMPTS=1")
+	case "deadline":
+		env = append(env, "PHASE_SHIM_TEST_MAX_ATTEMPTS=100000")
 	}
 	argv := append(slices.Clone(args), "--", "/usr/bin/true")
 
@@ -311,9 +323,9 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 // render is the markdown of the section (without its heading).
 func render(c config, rs []result, took time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s` on %s, %d CPUs (%s, %s/%s), %s.\n\n",
-		joinInts(c.ns), c.rpm, c.timeout, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(),
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, fmtDur(took.Round(time.Second)))
+	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s -modes %s` on %s, %d CPUs (%s, %s/%s), phase-shim from the %s; the run took %s.\n\n",
+		joinInts(c.ns), c.rpm, c.timeout, strings.Join(c.modes, ","), time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(),
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, c.label, fmtDur(took.Round(time.Second)))
 	fmt.Fprintf(&b, "N phase-shim processes start at the same instant against one emulator limited to %d requests/minute "+
 		"(token bucket of %d, 429 with `Retry-After` in whole seconds beyond it). Each start needs 2 requests. "+
 		"The wrapped command is `/usr/bin/true`: exit 0 means it was exec'd; time to exec is the process's lifetime. "+
