@@ -121,7 +121,7 @@ func (p *plan) rows() []reportRow {
 // one run would have (0 when run would exec).
 func cmdCheck(cli *CLI, log *logger, stdout io.Writer) int {
 	p, err := gather(cli, log)
-	argv := commandArgs(cli.Check.Command)
+	argv := cli.Check.Command
 	if err == nil && len(argv) > 0 {
 		if _, err = shimexec.LookPath(argv[0], p.envp); err == nil {
 			err = shimexec.CheckLimits(argv, p.envp)

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/alecthomas/kong"
 	"github.com/phase-shim/phase-shim/supervise"
 )
 
@@ -20,41 +19,17 @@ const (
 	InitAuto
 )
 
-// IsBool lets kong accept a bare --init, as for a bool flag, so that
-// `--init ls` keeps ls as the command.
-func (*InitMode) IsBool() bool { return true }
-
-// Decode reads --init, --init=VALUE and PHASE_SHIM_INIT=VALUE.
-func (m *InitMode) Decode(ctx *kong.DecodeContext) error {
-	if ctx.Scan.Peek().Type != kong.FlagValueToken {
-		*m = InitOn
-		return nil
+// parseInitMode reads the value of --init=VALUE or PHASE_SHIM_INIT.
+func parseInitMode(v string) (InitMode, error) {
+	switch strings.ToLower(v) {
+	case "true", "1", "yes", "on":
+		return InitOn, nil
+	case "false", "0", "no", "off":
+		return InitOff, nil
+	case "auto":
+		return InitAuto, nil
 	}
-	tok, err := ctx.Scan.PopValue("init")
-	if err != nil {
-		return err
-	}
-	switch v := tok.Value.(type) {
-	case bool:
-		*m = InitOff
-		if v {
-			*m = InitOn
-		}
-		return nil
-	case string:
-		switch strings.ToLower(v) {
-		case "true", "1", "yes", "on":
-			*m = InitOn
-		case "false", "0", "no", "off":
-			*m = InitOff
-		case "auto":
-			*m = InitAuto
-		default:
-			return fmt.Errorf("want true, false or auto, got %q", v)
-		}
-		return nil
-	}
-	return fmt.Errorf("unexpected value %v", tok.Value)
+	return InitOff, fmt.Errorf("want true, false or auto, got %q", v)
 }
 
 // supervised reports whether run starts the command as a child.

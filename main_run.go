@@ -164,15 +164,11 @@ func toVars(secrets []fetch.Secret) []shimexec.Var {
 	return vs
 }
 
-// envFiles returns the --env-file paths, or PHASE_SHIM_ENV_FILES split on
-// commas when no flag was given (flags win over variables).
+// envFiles returns the --env-file paths (or PHASE_SHIM_ENV_FILES's),
+// without blank entries.
 func envFiles(g *Globals) []string {
 	var out []string
-	src := g.EnvFiles
-	if len(src) == 0 {
-		src = strings.Split(os.Getenv("PHASE_SHIM_ENV_FILES"), ",")
-	}
-	for _, f := range src {
+	for _, f := range g.EnvFiles {
 		if f = strings.TrimSpace(f); f != "" {
 			out = append(out, f)
 		}
@@ -218,7 +214,7 @@ func noSourceError(g *Globals) error {
 // cmdRun is the default command: gather, check, exec. It returns only on
 // failure; on success the process becomes the command.
 func cmdRun(cli *CLI, log *logger) int {
-	argv := commandArgs(cli.Run.Command)
+	argv := cli.Run.Command
 	if len(argv) == 0 {
 		log.Error(errNoCommand.Error())
 		return 64

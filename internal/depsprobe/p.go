@@ -1,7 +1,6 @@
 package depsprobe
 
 import (
-	_ "github.com/alecthomas/kong"
 	_ "github.com/google/go-cmp/cmp"
 	_ "github.com/rogpeppe/go-internal/testscript"
 	_ "golang.org/x/crypto/blake2b"
