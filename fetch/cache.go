@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/blake2b"
@@ -43,6 +44,10 @@ var (
 //
 // Only Dir is touched (created 0700 when missing), so a read-only root file
 // system with a tmpfs or volume at Dir works.
+//
+// Someone who can write Dir but lacks the token can delete entries, or put
+// back an older entry of the same context (still bounded by MaxAge); they
+// can neither read one nor make one the shim accepts.
 type Cache struct {
 	Dir    string
 	MaxAge time.Duration // DefaultCacheMaxAge when ≤ 0
@@ -276,7 +281,10 @@ func (c Cache) Load(token string, cc CacheContext) (*PhaseResult, time.Duration,
 		return nil, 0, ErrCacheMiss
 	}
 	id := fileID(token, cc)
-	f, err := os.Open(c.path(id))
+	// Whoever else can write Dir must not be able to hang or bloat the
+	// start: no symlink is followed (to /dev/zero, say), a FIFO does not
+	// block the open, and only a regular file of sane size is read.
+	f, err := os.OpenFile(c.path(id), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, ErrCacheMiss
 	}
@@ -284,6 +292,16 @@ func (c Cache) Load(token string, cc CacheContext) (*PhaseResult, time.Duration,
 		return nil, 0, fmt.Errorf("%w: %w", ErrCacheCorrupt, err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrCacheCorrupt, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%w: not a regular file (%s)", ErrCacheCorrupt, fi.Mode().Type())
+	}
+	if fi.Size() > maxCacheFile {
+		return nil, 0, fmt.Errorf("%w: larger than %d bytes", ErrCacheCorrupt, maxCacheFile)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxCacheFile+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrCacheCorrupt, err)

@@ -672,3 +672,43 @@ func TestFetchPhaseCachedDeadlineReserve(t *testing.T) {
 	check(false) // first start: no cache yet
 	check(true)  // the cache written by the first start is there now
 }
+
+// A hostile writer of the cache directory cannot hang or bloat a start:
+// a FIFO, a symlink (to /dev/zero or to a valid entry) or a directory in
+// the entry's place is rejected without blocking.
+func TestCacheHostileEntries(t *testing.T) {
+	c := testCache(t)
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.path(fileID(cacheTokenA, ctxProd))
+	good := p + ".good"
+	if err := os.Rename(p, good); err != nil {
+		t.Fatal(err)
+	}
+	for name, mk := range map[string]func() error{
+		"fifo":              func() error { return unix.Mkfifo(p, 0o600) },
+		"symlink to zero":   func() error { return os.Symlink("/dev/zero", p) },
+		"symlink to a file": func() error { return os.Symlink(good, p) },
+		"directory":         func() error { return os.Mkdir(p, 0o700) },
+	} {
+		os.RemoveAll(p)
+		if err := mk(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Load(cacheTokenA, ctxProd); !errors.Is(err, ErrCacheCorrupt) {
+			t.Errorf("%s: got %v, want ErrCacheCorrupt", name, err)
+		}
+	}
+	// Save replaces whatever is there (rename does not follow a link).
+	os.RemoveAll(p)
+	if err := os.Symlink(good, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("after save: %v, %v", fi.Mode(), err)
+	}
+}
