@@ -88,9 +88,53 @@ func TestParseCommandLineErrors(t *testing.T) {
 		{"--log-format", "xml", "--", "x"},
 		{"check", "-o", "yaml"},
 		{"--init=maybe", "--", "x"},
+		{"-qv", "--", "x"},
+		{"--env-file"},
+		{"-o", "json", "check"},
+		{"version", "extra"},
+		{"--verify-ssl=maybe", "x"},
 	} {
 		if _, _, err := parseCommandLine(args, noEnv); err == nil {
 			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+func TestParseFlagForms(t *testing.T) {
+	type got struct {
+		VerifySSL bool
+		Tags      []string
+		Output    string
+		Format    string
+		Quiet     bool
+		Timeout   string
+	}
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want got
+	}{
+		{[]string{"--no-verify-ssl", "--", "x"}, nil, got{false, nil, "table", "dotenv", false, "30s"}},
+		{[]string{"--verify-ssl=false", "x"}, nil, got{false, nil, "table", "dotenv", false, "30s"}},
+		{[]string{"--tags", "a,b", "--tags=c", "x"}, map[string]string{"PHASE_TAGS": "z"}, got{true, []string{"a", "b", "c"}, "table", "dotenv", false, "30s"}},
+		{[]string{"x"}, map[string]string{"PHASE_TAGS": "y, z", "PHASE_VERIFY_SSL": "no"}, got{false, []string{"y", "z"}, "table", "dotenv", false, "30s"}},
+		{[]string{"check", "-ojson"}, nil, got{true, nil, "json", "dotenv", false, "30s"}},
+		{[]string{"-q", "check", "-o", "json"}, nil, got{true, nil, "json", "dotenv", true, "30s"}},
+		{[]string{"export", "-f=shell"}, map[string]string{"PHASE_SHIM_EXPORT_FORMAT": "json"}, got{true, nil, "table", "shell", false, "30s"}},
+		{[]string{"export"}, map[string]string{"PHASE_SHIM_EXPORT_FORMAT": "json"}, got{true, nil, "table", "json", false, "30s"}},
+		{[]string{"--timeout", "2m", "x"}, map[string]string{"PHASE_SHIM_TIMEOUT": "5s"}, got{true, nil, "table", "dotenv", false, "2m0s"}},
+		{[]string{"x"}, map[string]string{"PHASE_SHIM_TIMEOUT": "5s"}, got{true, nil, "table", "dotenv", false, "5s"}},
+	}
+	for _, tt := range tests {
+		lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+		cli, _, err := parseCommandLine(tt.args, lookup)
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		g := got{cli.VerifySSL, cli.Tags, cli.Check.Output, cli.Export.Format, cli.Quiet, cli.Timeout.String()}
+		if diff := cmp.Diff(tt.want, g); diff != "" {
+			t.Errorf("%q: -want +got:\n%s", tt.args, diff)
 		}
 	}
 }
