@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/phase-shim/phase-shim/deliver"
 	shimexec "github.com/phase-shim/phase-shim/exec"
@@ -175,6 +176,10 @@ func cmdCheck(cli *CLI, log *logger, stdout io.Writer) int {
 		werr = enc.Encode(rep)
 	} else {
 		werr = writeTable(stdout, rep.Rows)
+		if werr == nil && p.phase != nil && p.phase.FromCache {
+			_, werr = fmt.Fprintf(stdout, "source: cached secrets saved %s ago (Phase unreachable after %d attempts)\n",
+				p.phase.CacheAge.Round(time.Second), p.phase.Attempts)
+		}
 	}
 	if err != nil {
 		return fail(log, err)
