@@ -2,8 +2,10 @@
 // cleans their names, merges them into the environment and execve's the real
 // command, which keeps the shim's PID and receives signals directly.
 //
-// This file holds the command line; main_run.go the pipeline, main_log.go
-// the stderr logger, main_check.go the report of `check`.
+// This file holds the options and the dispatch; main_flags.go parses the
+// command line, main_run.go runs the pipeline, main_log.go writes stderr,
+// main_check.go the report of `check`, main_phase.go and main_init.go wire
+// the Phase client and init mode.
 package main
 
 import (

@@ -9,11 +9,11 @@ package main
 //	phase-shim [FLAG...] [COMMAND] [FLAG...] [--] [WORD...]
 //
 // COMMAND is run (the default), check, export, version or help. Flags may
-// come before and after it, as --name VALUE, --name=VALUE, -x VALUE, -xVALUE
-// or clustered short booleans (-qv... not allowed together, but -q). The
-// first `--` ends the flags and is dropped; so does the first word that is
-// not a flag or a command name: from there on every word belongs to the
-// wrapped command, whatever it looks like.
+// come before and after it, as --name VALUE, --name=VALUE, --no-name (a
+// boolean), -x VALUE, -xVALUE, or short booleans clustered. The first `--`
+// ends the flags and is dropped; the first word that is neither a flag nor a
+// command name ends them too and is kept: from there on every word belongs
+// to the wrapped command, whatever it looks like.
 
 import (
 	"errors"
