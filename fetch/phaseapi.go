@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Phase's API answers snake_case by default and camelCase when asked (the
@@ -119,7 +120,7 @@ type apiSecret struct {
 type rawSecret struct {
 	ID       json.RawMessage `json:"id"`
 	Key      string          `json:"key"`
-	Value    string          `json:"value"`
+	Value    *string         `json:"value"` // nil: absent or null, which Phase never sends
 	Path     string          `json:"path"`
 	Tags     []rawTag        `json:"tags"`
 	Type     string          `json:"type"`
@@ -184,6 +185,12 @@ func decodeSecretsResponse(body []byte, userToken bool) ([]apiSecret, error) {
 	if err := decodeJSON(body, &raw); err != nil {
 		return nil, fmt.Errorf("%w: secrets response: %v", ErrProtocol, err)
 	}
+	if raw == nil {
+		// "null" decodes without error, but Phase answers an empty folder
+		// with []: starting with no secrets on a broken answer is not
+		// failing closed.
+		return nil, fmt.Errorf("%w: secrets response is null, not a list", ErrProtocol)
+	}
 	out := make([]apiSecret, 0, len(raw))
 	for i, r := range raw {
 		id, err := decodeID(r.ID)
@@ -220,7 +227,12 @@ func decodeSecretsResponse(body []byte, userToken bool) ([]apiSecret, error) {
 		if r.Key == "" {
 			return nil, fmt.Errorf("%w: secrets response: secret %s has no key", ErrProtocol, safeID(id))
 		}
-		s.Key, s.Value = r.Key, r.Value
+		if r.Value == nil {
+			// An empty value is "" (legal); a missing field is a damaged
+			// answer, and injecting it as empty would hide that.
+			return nil, fmt.Errorf("%w: secrets response: secret %s has no value field", ErrProtocol, safeID(id))
+		}
+		s.Key, s.Value = r.Key, *r.Value
 		if userToken && r.Override.active() {
 			s.Value = r.Override.Value
 			s.override = r.Override
@@ -274,7 +286,10 @@ func describeJSONError(err error) error {
 		if field == "" {
 			field = "top level"
 		}
-		return fmt.Errorf("unexpected JSON shape: %s is a %s, want %s", field, e.Value, e.Type)
+		// e.Value can carry the literal of a number ("number 1e999");
+		// keep only its kind.
+		kind, _, _ := strings.Cut(e.Value, " ")
+		return fmt.Errorf("unexpected JSON shape: %s is a %s, want %s", field, kind, e.Type)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("JSON ends early (truncated body)")

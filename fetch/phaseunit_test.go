@@ -390,3 +390,28 @@ func TestRootsChild(t *testing.T) {
 		}
 	}
 }
+
+// A damaged list must never turn into "no secrets" or an empty value: the
+// command would start without what it needs.
+func TestDecodeSecretsResponseFailsClosed(t *testing.T) {
+	const ct = "ph:v1:" + "77a788dee04a28aaa2bb44a77e18fbae614fec9717f61f96c5cd31a5e621ee00" + ":AAAA"
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{
+		{`[]`, true},
+		{`[{"id": "a", "key": "` + ct + `", "value": ""}]`, true},
+		{`null`, false},
+		{`[{"id": "a", "key": "` + ct + `"}]`, false},
+		{`[{"id": "a", "key": "` + ct + `", "value": null}]`, false},
+		{`[null]`, false},
+	} {
+		_, err := decodeSecretsResponse([]byte(c.body), false)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err = %v, want ok=%v", c.body, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: %v is not ErrProtocol", c.body, err)
+		}
+	}
+}
