@@ -93,12 +93,22 @@ func apiBase(host string) (string, error) {
 	base := strings.TrimSuffix(host, "/")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%w: host %q is not an http(s) URL such as %s", ErrConfig, host, DefaultPhaseHost)
+		return "", fmt.Errorf("%w: host %s is not an http(s) URL such as %s", ErrConfig, describeHost(host), DefaultPhaseHost)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("%w: host %q must be an origin (no credentials, query or fragment)", ErrConfig, redactURL(u))
 	}
 	return base, nil
+}
+
+// describeHost quotes a host that failed to parse, unless it could be a
+// credential pasted into the wrong variable (PHASE_HOST and
+// PHASE_SERVICE_TOKEN swapped): a token must not reach the error.
+func describeHost(host string) string {
+	if strings.Contains(host, "pss_") || strings.Contains(host, "ph:v1:") || len(host) > 200 {
+		return fmt.Sprintf("(%d characters, not shown: it looks like a token)", len(host))
+	}
+	return strconv.Quote(cleanText(host, 200))
 }
 
 func redactURL(u *url.URL) string {

@@ -192,12 +192,16 @@ func TestAPIBase(t *testing.T) {
 		"https://":                   "",
 		"https://x?a=b":              "",
 		"ftp://x":                    "",
+		"pss_service:v2:" + strings.Repeat("ab", 32) + ":" + strings.Repeat("cd", 32): "",
 	}
 	for in, want := range cases {
 		got, err := apiBase(in)
 		if want == "" {
 			if !errors.Is(err, ErrConfig) {
-				t.Errorf("%q: got %q, %v; want ErrConfig", in, got, err)
+				t.Errorf("case of %d bytes: got %q, %v; want ErrConfig", len(in), got, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "abab") {
+				t.Errorf("case of %d bytes: the error echoes token material", len(in))
 			}
 			continue
 		}
