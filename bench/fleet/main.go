@@ -323,9 +323,9 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 // render is the markdown of the section (without its heading).
 func render(c config, rs []result, took time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s -modes %s` on %s, %d CPUs (%s, %s/%s), phase-shim from the %s; the run took %s.\n\n",
+	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s -modes %s` on %s, %d CPUs (%s, %s/%s), phase-shim: %s; the run took %s.\n\n",
 		joinInts(c.ns), c.rpm, c.timeout, strings.Join(c.modes, ","), time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(),
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, c.label, fmtDur(took.Round(time.Second)))
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, c.label, fmtDur(took))
 	fmt.Fprintf(&b, "N phase-shim processes start at the same instant against one emulator limited to %d requests/minute "+
 		"(token bucket of %d, 429 with `Retry-After` in whole seconds beyond it). Each start needs 2 requests. "+
 		"The wrapped command is `/usr/bin/true`: exit 0 means it was exec'd; time to exec is the process's lifetime. "+
@@ -349,9 +349,13 @@ func joinInts(ns []int) string {
 	return strings.Join(s, ",")
 }
 
-// writeSection replaces the body of "## title" in path (up to the next
-// "## " heading), or appends the section; other sections are left alone.
+// writeSection puts body into the "## title" section of path. When the
+// section holds the markers <!-- fleet:begin --> … <!-- fleet:end -->, only
+// the text between them is replaced, so hand-written notes around the table
+// survive a re-run; otherwise the whole section (up to the next "## ") is
+// written, or appended when missing. Other sections are never touched.
 func writeSection(path, title, body string) error {
+	const begin, end = "<!-- fleet:begin -->\n", "<!-- fleet:end -->\n"
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -361,19 +365,26 @@ func writeSection(path, title, body string) error {
 		text = "# Benchmarks\n"
 	}
 	heading := "## " + title + "\n"
-	section := heading + "\n" + body
+	generated := begin + body + end
 	start := strings.Index(text, heading)
 	if start < 0 {
 		if !strings.HasSuffix(text, "\n") {
 			text += "\n"
 		}
-		text += "\n" + section
+		text += "\n" + heading + "\n" + generated
 	} else {
-		end := len(text)
+		stop := len(text)
 		if i := strings.Index(text[start+len(heading):], "\n## "); i >= 0 {
-			end = start + len(heading) + i + 1
+			stop = start + len(heading) + i + 1
 		}
-		text = text[:start] + section + text[end:]
+		sec := text[start:stop]
+		b, e := strings.Index(sec, begin), strings.Index(sec, end)
+		if b >= 0 && e > b {
+			sec = sec[:b] + generated + sec[e+len(end):]
+		} else {
+			sec = heading + "\n" + generated
+		}
+		text = text[:start] + sec + text[stop:]
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
