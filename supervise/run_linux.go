@@ -58,7 +58,9 @@ func Run(path string, argv, envp []string, o Options) (exitCode int, err error) 
 		Sys:   sys,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("%w %q: %w", ErrStart, path, err)
+		// Named as the user gave it: path came from a PATH search, and PATH
+		// may be a secret like any other variable.
+		return 0, fmt.Errorf("%w %q: %w", ErrStart, commandName(path, argv), err)
 	}
 	if tty >= 0 {
 		// Give the terminal back whatever happens, or the shell that started
@@ -68,6 +70,13 @@ func Run(path string, argv, envp []string, o Options) (exitCode int, err error) 
 	s := &supervisor{o: o, pid: pid, tty: tty}
 	o.debugf("started pid %d in process group %d (terminal: %t)", pid, pid, tty >= 0)
 	return s.loop(sigs), nil
+}
+
+func commandName(path string, argv []string) string {
+	if len(argv) > 0 && argv[0] != "" {
+		return argv[0]
+	}
+	return path
 }
 
 // testHookBeforeStart runs between subscribing to signals and starting the
@@ -127,10 +136,10 @@ func (s *supervisor) forward(n syscall.Signal) {
 	}
 	if err := unix.Kill(target, n); err != nil {
 		// ESRCH: the group is gone between its last exit and our reaping.
-		s.o.debugf("forward %v to %d: %v", unix.SignalName(n), target, err)
+		s.o.debugf("forward %s to %d: %v", signalName(n), target, err)
 		return
 	}
-	s.o.debugf("forwarded %v to %d", unix.SignalName(n), target)
+	s.o.debugf("forwarded %s to %d", signalName(n), target)
 }
 
 // reap collects every zombie child. It reports the main child's status once
@@ -173,11 +182,11 @@ func (s *supervisor) reap() (exitCode int, done bool) {
 func (s *supervisor) suspend(sig syscall.Signal) {
 	if sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU {
 		// An explicit SIGSTOP (a debugger, kill -STOP) is meant for the child.
-		s.o.debugf("child %d stopped by %v", s.pid, unix.SignalName(sig))
+		s.o.debugf("child %d stopped by %v", s.pid, signalName(sig))
 		return
 	}
 	if underJobControl() {
-		s.o.debugf("child %d stopped by %v: stopping too", s.pid, unix.SignalName(sig))
+		s.o.debugf("child %d stopped by %v: stopping too", s.pid, signalName(sig))
 		setForeground(s.tty, unix.Getpgrp())
 		// A thread-directed SIGSTOP stops the whole process before this
 		// thread returns to user space, so nothing below runs until SIGCONT.
@@ -193,7 +202,7 @@ func (s *supervisor) suspend(sig syscall.Signal) {
 			setForeground(s.tty, s.pid)
 		}
 	} else {
-		s.o.debugf("child %d stopped by %v, no job control shell: continuing it", s.pid, unix.SignalName(sig))
+		s.o.debugf("child %d stopped by %v, no job control shell: continuing it", s.pid, signalName(sig))
 	}
 	if err := unix.Kill(-s.pid, unix.SIGCONT); err != nil {
 		s.o.debugf("continue process group %d: %v", s.pid, err)
@@ -222,9 +231,18 @@ func statusCode(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
+// signalName is SIGTERM, or "signal 40" for a real-time signal, which
+// unix.SignalName leaves nameless.
+func signalName(n syscall.Signal) string {
+	if name := unix.SignalName(n); name != "" {
+		return name
+	}
+	return fmt.Sprintf("signal %d", int(n))
+}
+
 func describe(ws unix.WaitStatus) string {
 	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
+		return "killed by " + signalName(ws.Signal())
 	}
 	return fmt.Sprintf("exit %d", ws.ExitStatus())
 }
