@@ -44,5 +44,11 @@ func Exec(path string, argv, envp []string) error {
 	default:
 		class = ErrNotExecutable
 	}
-	return fmt.Errorf("%w: exec %s: %w", class, path, err)
+	// argv[0], not path: a path found through PATH shows a PATH entry, and
+	// PATH may come from a secret.
+	name := path
+	if len(argv) > 0 && argv[0] != "" {
+		name = argv[0]
+	}
+	return fmt.Errorf("%w: exec %s: %w", class, name, err)
 }

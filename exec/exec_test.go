@@ -424,6 +424,11 @@ func TestExecErrors(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Exec: %v, want %v", err, tc.want)
 			}
+			// path stands for one found through PATH, which may be a
+			// secret: the message names the command by argv[0] only.
+			if strings.Contains(err.Error(), dir) {
+				t.Errorf("Exec error names the resolved path (%d bytes of message)", len(err.Error()))
+			}
 		})
 	}
 }
