@@ -244,8 +244,10 @@ type decryptJob struct {
 const parallelThreshold = 8
 
 // decryptParallel opens every job with the environment key pair across
-// runtime.NumCPU() workers (each ciphertext is one X25519, ~50-100µs,
-// with the environment's private key parsed once).
+// GOMAXPROCS workers (each ciphertext is one X25519, ~50-100µs, with the
+// environment's private key parsed once). GOMAXPROCS rather than NumCPU:
+// Go sizes it to the container's CPU limit, so a 0.5-vCPU task on a
+// 64-core host does not start 64 goroutines to share half a core.
 // Output order is the jobs' order by construction. The first failure stops
 // the remaining work; the error names the secret's id and the field, never
 // any plaintext.
@@ -254,7 +256,7 @@ func decryptParallel(jobs []decryptJob, kp *envKeyPair) error {
 	if n == 0 {
 		return nil
 	}
-	workers := min(runtime.NumCPU(), n)
+	workers := min(runtime.GOMAXPROCS(0), n)
 	if n < parallelThreshold {
 		workers = 1
 	}
