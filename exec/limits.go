@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -56,9 +57,18 @@ func CheckLimitsPath(path string, argv, envp []string) error {
 }
 
 type sized struct {
-	key  string // the variable's name; empty for an argument
-	name string
-	size int // bytes including the NUL
+	key  string // the variable's name, for a variable
+	arg  int    // the argument's index, for an argument; -1 for a variable
+	size int    // bytes including the NUL
+}
+
+// label is how a message names the entry. Built only for a message: the
+// check itself runs before every exec and must not format each variable.
+func (e sized) label() string {
+	if e.arg >= 0 {
+		return "argument " + strconv.Itoa(e.arg)
+	}
+	return strconv.Quote(e.key)
 }
 
 func envName(kv string) string {
@@ -73,14 +83,14 @@ func largest(s []sized) string {
 		if s[i].size != s[j].size {
 			return s[i].size > s[j].size
 		}
-		return s[i].name < s[j].name
+		return s[i].label() < s[j].label()
 	})
 	if len(s) > 3 {
 		s = s[:3]
 	}
 	parts := make([]string, len(s))
 	for i, e := range s {
-		parts[i] = fmt.Sprintf("%s (%d bytes)", e.name, e.size)
+		parts[i] = fmt.Sprintf("%s (%d bytes)", e.label(), e.size)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -91,7 +101,7 @@ func largest(s []sized) string {
 func fileHint(s []sized) string {
 	var flags []string
 	for _, e := range s[:min(len(s), 3)] {
-		if e.key != "" {
+		if e.arg < 0 {
 			flags = append(flags, "--file "+e.key)
 		}
 	}
@@ -111,17 +121,14 @@ func checkLimits(path string, argv, envp []string, maxStr, argMax int) error {
 		n := len(a) + 1
 		total += n
 		if n > maxStr {
-			tooLong = append(tooLong, sized{name: fmt.Sprintf("argument %d", i), size: n})
+			tooLong = append(tooLong, sized{arg: i, size: n})
 		}
 	}
-	vars := make([]sized, 0, len(envp))
 	for _, kv := range envp {
 		n := len(kv) + 1
 		total += n
-		e := sized{key: envName(kv), name: fmt.Sprintf("%q", envName(kv)), size: n}
-		vars = append(vars, e)
 		if n > maxStr {
-			tooLong = append(tooLong, e)
+			tooLong = append(tooLong, sized{key: envName(kv), arg: -1, size: n})
 		}
 	}
 	if len(tooLong) > 0 {
@@ -132,6 +139,10 @@ func checkLimits(path string, argv, envp []string, maxStr, argMax int) error {
 	ptrs := max(len(argv), 1) + len(envp)
 	total += ptrs * ptrSize
 	if total > argMax {
+		vars := make([]sized, len(envp))
+		for i, kv := range envp {
+			vars[i] = sized{key: envName(kv), arg: -1, size: len(kv) + 1}
+		}
 		return fmt.Errorf("%w: arguments and environment need %d bytes, the limit is %d (ARG_MAX: a quarter of the stack limit, at least 32 pages); largest variables: %s%s",
 			ErrTooLarge, total, argMax, largest(vars), fileHint(vars))
 	}
