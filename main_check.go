@@ -124,8 +124,9 @@ func cmdCheck(cli *CLI, log *logger, stdout io.Writer) int {
 	p, err := gather(cli, log)
 	argv := cli.Check.Command
 	if err == nil && len(argv) > 0 {
-		if _, err = shimexec.LookPath(argv[0], p.envp); err == nil {
-			err = shimexec.CheckLimits(argv, p.envp)
+		var path string
+		if path, err = shimexec.LookPath(argv[0], p.envp); err == nil {
+			err = shimexec.CheckLimitsPath(path, argv, p.envp)
 		}
 	}
 	if err == nil && len(argv) == 0 {

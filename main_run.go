@@ -38,8 +38,12 @@ func gather(cli *CLI, log *logger) (p *plan, err error) {
 	g := &cli.Globals
 	p = &plan{files: envFiles(g)}
 	if g.WriteFile != "" {
-		// A bad --write-format is a usage error: fail before any request.
+		// A bad --write-format or an unwritable place: fail before any
+		// request, and in check as in run.
 		if _, err := writeFormat(g); err != nil {
+			return p, err
+		}
+		if err := deliver.CheckWritable(filepath.Dir(g.WriteFile)); err != nil {
 			return p, err
 		}
 	}
@@ -227,7 +231,9 @@ func cmdRun(cli *CLI, log *logger) int {
 	if err != nil {
 		return fail(log, err)
 	}
-	if err := shimexec.CheckLimits(argv, p.envp); err != nil {
+	// Before the files are written, so a run that cannot exec leaves none;
+	// path counts as the kernel counts it.
+	if err := shimexec.CheckLimitsPath(path, argv, p.envp); err != nil {
 		return fail(log, err)
 	}
 	if err := writeFiles(cli, log, p); err != nil {

@@ -90,7 +90,8 @@ func (d *Delivery) String() string {
 
 // Plan decides which of vars go to files, where, and what the command's
 // variables become. It does not create or write anything, so `check` can
-// show the result; it does refuse an existing directory Write would refuse.
+// show the result; it does refuse a directory Write would refuse or could
+// not create.
 // vars must have unique names (exec.Layer's output).
 func Plan(vars []shimexec.Var, o Options) (*Delivery, error) {
 	d := &Delivery{Vars: append([]shimexec.Var(nil), vars...)}
@@ -157,6 +158,9 @@ func Plan(vars []shimexec.Var, o Options) (*Delivery, error) {
 		return nil, err
 	}
 	if err := inspectDir(dir); err != nil {
+		return nil, err
+	}
+	if err := CheckWritable(dir); err != nil {
 		return nil, err
 	}
 	d.Dir = dir

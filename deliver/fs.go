@@ -228,3 +228,28 @@ func TmpfsWarning(dir string) string {
 		}
 	}
 }
+
+// CheckWritable reports, creating nothing, whether dir can be created or
+// written into: its nearest existing ancestor must be a directory this
+// process may write to, by access(2) with the effective IDs (which also
+// answers EROFS on a read-only filesystem). It lets `check` fail where run
+// would, although only run writes. A failure wraps ErrWrite.
+func CheckWritable(dir string) error {
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		err := unix.Stat(p, &st)
+		if errors.Is(err, unix.ENOENT) && p != filepath.Dir(p) {
+			continue
+		}
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %s: %w", ErrWrite, p, err)
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return fmt.Errorf("%w: %s is not a directory", ErrWrite, p)
+		}
+		if err := unix.Faccessat(unix.AT_FDCWD, p, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrWrite, p, err)
+		}
+		return nil
+	}
+}

@@ -256,3 +256,39 @@ func checkMode(t *testing.T, p string, want os.FileMode) {
 		t.Errorf("%s: mode %v, want %v", p, got, want)
 	}
 }
+
+// TestCheckWritable: what `check` can tell without writing. Running as root,
+// access(2) allows everything on a writable filesystem, so the cases that
+// can fail here are the ones a directory cannot be made under.
+func TestCheckWritable(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir string
+		ok        bool
+	}{
+		{"existing", dir, true},
+		{"missing, parent exists", filepath.Join(dir, "a"), true},
+		{"missing, several levels", filepath.Join(dir, "a", "b", "c"), true},
+		{"a file", file, false},
+		{"under a file", filepath.Join(file, "sub"), false},
+		{"deep under a file", filepath.Join(file, "sub", "deeper"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckWritable(tc.dir)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("CheckWritable: %v", err)
+				}
+				if _, err := os.Lstat(tc.dir); tc.dir != dir && err == nil {
+					t.Errorf("CheckWritable created %s", tc.dir)
+				}
+				return
+			}
+			wantErr(t, err, ErrWrite)
+		})
+	}
+}
