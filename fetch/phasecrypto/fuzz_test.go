@@ -2,6 +2,7 @@ package phasecrypto
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -45,8 +46,27 @@ func FuzzDecrypt(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ct string) {
 		// Anyone can encrypt to pk, so success is not a failure; the
 		// property is that no input panics and failures are typed.
-		if _, err := Decrypt(ct, sk, pk); err != nil && !errors.Is(err, ErrCiphertext) {
+		pt, err := Decrypt(ct, sk, pk)
+		if err != nil && !errors.Is(err, ErrCiphertext) {
 			t.Fatalf("untyped error: %v", err)
+		}
+		parts := strings.Split(ct, ":")
+		if err != nil {
+			// The message describes the failure; it never echoes the
+			// payload (it could be a value from a misbehaving server).
+			if p := parts[len(parts)-1]; len(p) >= 16 && strings.Contains(err.Error(), p) {
+				t.Fatal("error echoes the payload")
+			}
+		} else {
+			// Whatever opens was a well-formed ph:v1 string whose blob is
+			// exactly plaintext ‖ tag ‖ nonce.
+			if len(parts) != 4 || parts[0] != "ph" || parts[1] != "v1" || len(parts[2]) != 64 {
+				t.Fatal("opened a ciphertext of the wrong shape")
+			}
+			blob, derr := base64.StdEncoding.DecodeString(parts[3])
+			if derr != nil || len(blob) != len(pt)+tagSize+nonceSize {
+				t.Fatalf("plaintext of %d bytes from a %d-byte blob", len(pt), len(blob))
+			}
 		}
 		if _, err := UnwrapShare(ct, sk); err != nil && !errors.Is(err, ErrCiphertext) {
 			t.Fatalf("untyped unwrap error: %v", err)
