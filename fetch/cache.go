@@ -446,7 +446,7 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 	}
 	cached.Attempts = int(attempts.Load())
 	cached.Warnings = append(cached.Warnings, fmt.Sprintf(
-		"phase is unavailable (%v); using the cached secrets saved %s ago", err, roundAge(age)))
+		"using the cached secrets saved %s ago: %v", roundAge(age), err))
 	return cached, nil
 }
 
