@@ -42,6 +42,16 @@ func requireRoot(t *testing.T) {
 	t.Skip("needs root for CLONE_NEWPID/CLONE_NEWNS")
 }
 
+// skipUnlessRequired skips for a missing facility, unless CI (which runs
+// these tests as root, PHASE_SHIM_REQUIRE_ROOT=1) demands that they run.
+func skipUnlessRequired(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("PHASE_SHIM_REQUIRE_ROOT") == "1" {
+		t.Fatalf("%s, and PHASE_SHIM_REQUIRE_ROOT=1 is set", why)
+	}
+	t.Skip(why)
+}
+
 type initRun struct {
 	t              *testing.T
 	cmd            *exec.Cmd
@@ -243,7 +253,7 @@ func TestOrphansReaped(t *testing.T) {
 // exactly what it inherited.
 func TestChildSignalState(t *testing.T) {
 	if _, err := exec.LookPath("cat"); err != nil {
-		t.Skip("no cat in PATH")
+		skipUnlessRequired(t, "no cat in PATH")
 	}
 	c := exec.Command(selfExe())
 	c.Env = append(helperEnviron("blockexec"), "SUPERVISE_CHILD=cat-status", "SUPERVISE_CONTROL=1")
@@ -323,7 +333,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
+		skipUnlessRequired(t, "no pseudo-terminals: "+err.Error())
 	}
 	t.Cleanup(func() { m.Close() })
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
@@ -335,7 +345,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	}
 	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("open pty slave: %v", err)
+		skipUnlessRequired(t, "open pty slave: "+err.Error())
 	}
 	t.Cleanup(func() { s.Close() })
 	return m, s
