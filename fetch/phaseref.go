@@ -143,16 +143,45 @@ func (r *resolver) lookup(app *apiApp, env *apiEnv, body, text, top string) (str
 	if !errors.Is(err, errUnresolvable) {
 		return "", false, err
 	}
-	reason := strings.TrimPrefix(err.Error(), errUnresolvable.Error()+": ")
+	shown, reason := describeRef(text, body, err)
 	if r.s.refMode == RefStrict {
-		return "", false, fmt.Errorf("%w: secret %q: reference %s cannot be resolved: %s (use --references lenient to keep the text)", ErrData, top, cleanText(text, 200), reason)
+		return "", false, fmt.Errorf("%w: secret %q: reference %s cannot be resolved: %s (use --references lenient to keep the text)", ErrData, top, shown, reason)
 	}
-	w := fmt.Sprintf("secret %q: reference %s left unresolved: %s", top, cleanText(text, 200), reason)
+	w := fmt.Sprintf("secret %q: reference %s left unresolved: %s", top, shown, reason)
 	if !r.warned[w] {
 		r.warned[w] = true
 		r.s.warnings = append(r.s.warnings, w)
 	}
 	return "", false, nil
+}
+
+// describeRef renders an unresolvable ${…} for a message. The text sits
+// inside a secret's value, so it is shown only when it reads like a
+// reference (names, folders, "." and "::"); anything else — a password
+// that happens to contain "${" and "}" — is described by its length and
+// none of its parts reach the message.
+func describeRef(text, body string, err error) (shown, reason string) {
+	if !refLike(body) {
+		return fmt.Sprintf("(a ${…} of %d characters that is not a reference, not shown)", len(text)),
+			"it names no secret"
+	}
+	return cleanText(text, 200), strings.TrimPrefix(err.Error(), errUnresolvable.Error()+": ")
+}
+
+// refLike: what app, environment and key names and folders are made of.
+func refLike(body string) bool {
+	if len(body) > 200 {
+		return false
+	}
+	for _, c := range body {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '_', c == '-', c == '.', c == '/', c == ':', c == ' ':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func unresolvable(format string, args ...any) error {

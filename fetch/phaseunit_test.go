@@ -419,3 +419,36 @@ func TestDecodeSecretsResponseFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// An unresolvable ${…} is quoted in the error only when it reads like a
+// reference: the text is part of a secret value.
+func TestUnresolvableReferenceText(t *testing.T) {
+	app := &apiApp{ID: "a", Name: "app", Envs: []apiEnv{{ID: "e", Name: "Development"}}}
+	for _, c := range []struct {
+		val, hidden, shown string
+	}{
+		{val: "pw-${s3cr!t@#}-end", hidden: "s3cr!t"},
+		{val: "${NOPE}", shown: "${NOPE}"},
+		{val: "${prod./backend/NOPE}", shown: "${prod./backend/NOPE}"},
+	} {
+		for _, mode := range []string{RefStrict, RefLenient} {
+			s := &session{refMode: mode, tokens: &tokensResponse{Apps: []apiApp{*app}}, buckets: map[bucketKey]*bucket{}}
+			s.buckets[bucketKey{"e", ""}] = &bucket{app: app, env: &app.Envs[0]}
+			r := &resolver{s: s, memo: map[refTarget]string{}, active: map[refTarget]bool{}, warned: map[string]bool{}}
+			_, err := r.expand(app, &app.Envs[0], c.val, "TOP")
+			msg := strings.Join(s.warnings, "\n")
+			if err != nil {
+				msg = err.Error()
+			}
+			if msg == "" {
+				t.Errorf("%s, case of %d bytes: no error and no warning", mode, len(c.val))
+			}
+			if c.hidden != "" && strings.Contains(msg, c.hidden) {
+				t.Errorf("%s, case of %d bytes: the message quotes a non-reference ${…}", mode, len(c.val))
+			}
+			if c.shown != "" && !strings.Contains(msg, c.shown) {
+				t.Errorf("%s: message %q does not name the reference %s", mode, msg, c.shown)
+			}
+		}
+	}
+}
