@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -233,7 +234,13 @@ func cmdExport(cli *CLI, log *logger, stdout io.Writer) int {
 		return fail(log, err)
 	}
 	if err := format.Write(stdout, f, exportVars(p)); err != nil {
-		return fail(log, err)
+		if errors.Is(err, format.ErrCannotCarry) {
+			return fail(log, err)
+		}
+		// stdout refused the bytes (a full disk, a closed pipe): EX_IOERR,
+		// as for check's report, not an internal error.
+		log.Error("writing the secrets: " + err.Error())
+		return 74
 	}
 	summary(log, p, "exported")
 	return 0
