@@ -603,3 +603,41 @@ func TestFetchPhaseNodeFixtures(t *testing.T) {
 		})
 	}
 }
+
+// A lease-creating request whose kept-alive connection dies after the
+// server read it must not be sent again, by our retry loop or by
+// net/http's transparent replay of idempotent requests: the server may
+// have minted the leases. The request still looks like a plain GET.
+func TestFetchPhaseLeaseRequestNeverReplayed(t *testing.T) {
+	vs := newVectorServer(t, "secrets_gosdk.json")
+	var leaseReqs atomic.Int64
+	vs.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if r.URL.Path != "/service/secrets/" {
+			return false
+		}
+		leaseReqs.Add(1)
+		if r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Header.Get("Content-Length") != "" {
+			t.Errorf("lease request carries a body: length %d, transfer encoding %q", r.ContentLength, r.TransferEncoding)
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return true
+	}
+	o := vectorOptions(vs.URL)
+	o.GenerateLeases = true
+	res, err := FetchPhase(context.Background(), o)
+	if res != nil || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "not retried") {
+		t.Errorf("error %q does not say why it was not retried", err)
+	}
+	if n := leaseReqs.Load(); n != 1 {
+		t.Errorf("the server saw the lease request %d times, want 1", n)
+	}
+	if vs.conns.Load() != 1 {
+		t.Errorf("%d connections: the lease request did not reuse the kept-alive one", vs.conns.Load())
+	}
+}

@@ -12,10 +12,12 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	// Scratch and distroless images have no CA bundle. Importing the package
@@ -167,7 +169,7 @@ func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, w
 		}
 		c.attempts++
 		start := time.Now()
-		body, aerr := c.once(ctx, path, headers)
+		body, aerr := c.once(ctx, path, headers, sideEffects)
 		if aerr == nil {
 			c.debugf("phase: GET %s: ok in %s (attempt %d)", path, time.Since(start).Round(time.Millisecond), attempt)
 			return body, nil
@@ -244,12 +246,33 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // once is a single attempt under its own timeout (never beyond the caller's
 // deadline). The body is always read to the end and closed so the
 // connection goes back to the pool for the next request.
-func (c *apiClient) once(ctx context.Context, path string, headers [][2]string) ([]byte, *apiError) {
+func (c *apiClient) once(ctx context.Context, path string, headers [][2]string, sideEffects bool) ([]byte, *apiError) {
 	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 	defer cancel()
+	var written atomic.Bool
+	if sideEffects {
+		// net/http silently sends a GET again when its kept-alive
+		// connection dies before the first byte of the answer — after the
+		// server may have acted on it. For a request that creates leases
+		// that is a second set of credentials. A body the transport cannot
+		// rewind makes the request non-replayable (an empty one: nothing
+		// extra goes on the wire), and the trace records whether the
+		// request left at all, so one that never did is still retried by
+		// our loop.
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil {
+					written.Store(true)
+				}
+			},
+		})
+	}
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return nil, &apiError{class: ErrConfig, msg: "cannot build the request: " + err.Error()}
+	}
+	if sideEffects {
+		req.Body = io.NopCloser(strings.NewReader(""))
 	}
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("User-Agent", c.userAgent)
@@ -259,7 +282,11 @@ func (c *apiClient) once(ctx context.Context, path string, headers [][2]string) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, transportError(ctx, actx, err)
+		e := transportError(ctx, actx, err)
+		if sideEffects && !written.Load() {
+			e.notProcessed = true
+		}
+		return nil, e
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
