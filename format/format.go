@@ -16,6 +16,7 @@ import (
 
 	shimexec "github.com/phase-shim/phase-shim/exec"
 	"github.com/phase-shim/phase-shim/fetch"
+	"github.com/phase-shim/phase-shim/sanitize"
 )
 
 // Format names an output format.
@@ -211,7 +212,7 @@ func writeJSON(b *bytes.Buffer, vars []shimexec.Var) error {
 // quote, quote: close, escaped quote, reopen.
 // Only a portable name can follow `export`, and no shell variable holds NUL.
 func shellProblem(name, value string) string {
-	if !portable(name) {
+	if !sanitize.Portable(name) {
 		return "not a shell variable name ([A-Za-z_][A-Za-z0-9_]*); use --invalid-keys sanitize"
 	}
 	if strings.IndexByte(value, 0) >= 0 {
@@ -226,22 +227,6 @@ func shellLine(b *bytes.Buffer, name, value string) {
 	b.WriteString("='")
 	b.WriteString(strings.ReplaceAll(value, "'", `'\''`))
 	b.WriteString("'\n")
-}
-
-func portable(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
-		case c >= '0' && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // dockerMaxLine is the longest line docker's env-file reader accepts: it
