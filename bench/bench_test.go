@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,13 +150,15 @@ func filePipeline(path string, environ []string) error {
 }
 
 // BenchmarkFetchPhase is the Phase source end to end against the emulator
-// on loopback: two HTTP requests, key derivation, 2·n decryptions.
+// on loopback (behind Front, so its JSON encoding is paid once): two HTTP
+// requests, key derivation, 2·n decryptions.
 // Compare ns/op with 2·n × BenchmarkX25519's parallel ns/op.
 func BenchmarkFetchPhase(b *testing.B) {
 	for _, n := range sizes {
 		s := phasetest.New(phasetest.Large(n), phasetest.WithSeed(5))
+		front := httptest.NewServer(NewFront(s))
 		o := fetch.PhaseOptions{
-			Token: s.Token("large", phasetest.ServiceV2), Host: s.URL(),
+			Token: s.Token("large", phasetest.ServiceV2), Host: front.URL,
 			AppID: s.AppID("large"), Env: "Production", MaxAttempts: 1,
 		}
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
@@ -167,6 +170,31 @@ func BenchmarkFetchPhase(b *testing.B) {
 				}
 			}
 		})
+		front.Close()
 		s.Close()
+	}
+}
+
+// BenchmarkFetchPhase10k is the 10,000-secret case of BenchmarkFetchPhase,
+// kept apart because building its fixture takes seconds; bench/run does not
+// run it (its whole-process RSS figure comes from /usr/bin/time). Use it to
+// profile memory:
+//
+//	go test -run '^$' -bench FetchPhase10k -benchtime 3x -memprofile mem.out ./bench/
+func BenchmarkFetchPhase10k(b *testing.B) {
+	s := phasetest.New(phasetest.Large(10000), phasetest.WithSeed(5))
+	defer s.Close()
+	front := httptest.NewServer(NewFront(s))
+	defer front.Close()
+	o := fetch.PhaseOptions{
+		Token: s.Token("large", phasetest.ServiceV2), Host: front.URL,
+		AppID: s.AppID("large"), Env: "Production", MaxAttempts: 1,
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := fetch.FetchPhase(context.Background(), o)
+		if err != nil || len(res.Secrets) != 10000 {
+			b.Fatalf("err %v", err)
+		}
 	}
 }
