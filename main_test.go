@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 		"phase-shim": func() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) },
 		"envdump":    envdump,
 		"pidprobe":   pidprobe,
+		"trapprobe":  trapprobe,
 	})
 }
 
