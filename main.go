@@ -103,8 +103,12 @@ func (e usageError) Unwrap() error { return e.err }
 func Main(args []string, stdout, stderr io.Writer) int {
 	cli, command, err := parseCommandLine(args, os.LookupEnv)
 	if err != nil {
-		fmt.Fprintf(stderr, "phase-shim: error: %v\n", err)
-		fmt.Fprintln(stderr, "phase-shim: run 'phase-shim --help' for usage")
+		// Text whatever --log-format says: the command line did not parse.
+		// The logger still prefixes every line of a message that holds a
+		// newline (an argument can).
+		log := &logger{w: stderr, level: levelInfo}
+		log.Error(err.Error())
+		log.Info("run 'phase-shim --help' for usage")
 		return 64
 	}
 	if command == "help" {

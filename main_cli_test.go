@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -197,4 +198,99 @@ func FuzzCommandLine(f *testing.F) {
 			t.Fatalf("after a leading --: in %q, got %q", args, got)
 		}
 	})
+}
+
+// contract is the part of the command line DESIGN.md fixes: what tests
+// outside the repository rely on.
+type contract struct {
+	TokenFile, Host, AppID, App, Env, Path string
+	Tags, EnvFiles                         []string
+	InvalidKeys, References                string
+	PreserveEnv, KeepToken                 bool
+	CAFile                                 string
+	VerifySSL                              bool
+	Timeout                                time.Duration
+	Log, LogFormat                         string
+}
+
+func contractOf(g *Globals) contract {
+	return contract{g.TokenFile, g.Host, g.AppID, g.App, g.Env, g.Path, g.Tags, g.EnvFiles,
+		g.InvalidKeys, g.References, g.PreserveEnv, g.KeepToken, g.CAFile, g.VerifySSL, g.Timeout, g.Log, g.LogFormat}
+}
+
+// TestContractDefaultsAndVariables: every default and every variable name
+// of DESIGN.md's flag table.
+func TestContractDefaultsAndVariables(t *testing.T) {
+	cli, _, err := parseCommandLine([]string{"--", "x"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDefaults := contract{Host: "https://console.phase.dev", Path: "/", InvalidKeys: "sanitize", References: "strict",
+		VerifySSL: true, Timeout: 30 * time.Second, Log: "info", LogFormat: "text"}
+	if diff := cmp.Diff(wantDefaults, contractOf(&cli.Globals)); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+
+	env := map[string]string{
+		"PHASE_SERVICE_TOKEN_FILE": "/run/secrets/token",
+		"PHASE_HOST":               "https://phase.example.com",
+		"PHASE_APP_ID":             "app-id",
+		"PHASE_APP":                "shop",
+		"PHASE_ENV":                "prod",
+		"PHASE_PATH":               "/api",
+		"PHASE_TAGS":               "a,b_c",
+		"PHASE_SHIM_ENV_FILES":     "one.env,two.json",
+		"PHASE_SHIM_INVALID_KEYS":  "error",
+		"PHASE_SHIM_REFERENCES":    "lenient",
+		"PHASE_SHIM_PRESERVE_ENV":  "true",
+		"PHASE_SHIM_KEEP_TOKEN":    "1",
+		"PHASE_CA_FILE":            "/ca.pem",
+		"PHASE_VERIFY_SSL":         "false",
+		"PHASE_SHIM_TIMEOUT":       "5s",
+		"PHASE_SHIM_LOG":           "debug",
+		"PHASE_SHIM_LOG_FORMAT":    "json",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cli, _, err = parseCommandLine([]string{"--", "x"}, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVars := contract{"/run/secrets/token", "https://phase.example.com", "app-id", "shop", "prod", "/api",
+		[]string{"a", "b_c"}, []string{"one.env", "two.json"}, "error", "lenient", true, true, "/ca.pem", false,
+		5 * time.Second, "debug", "json"}
+	if diff := cmp.Diff(wantVars, contractOf(&cli.Globals)); diff != "" {
+		t.Errorf("from the variables (-want +got):\n%s", diff)
+	}
+
+	for _, level := range []string{"quiet", "info", "debug"} {
+		env = map[string]string{"PHASE_SHIM_LOG": level}
+		cli, _, err = parseCommandLine([]string{"--", "x"}, lookup)
+		if err != nil {
+			t.Fatalf("PHASE_SHIM_LOG=%s: %v", level, err)
+		}
+		want := map[string]int{"quiet": levelError, "info": levelInfo, "debug": levelDebug}[level]
+		if got := newLogger(io.Discard, &cli.Globals).level; got != want {
+			t.Errorf("PHASE_SHIM_LOG=%s: level %d, want %d", level, got, want)
+		}
+	}
+}
+
+// TestStderrPrefix: every line phase-shim writes to stderr starts with
+// "phase-shim: ", also when an argument put a newline into a message.
+func TestStderrPrefix(t *testing.T) {
+	for _, args := range [][]string{
+		{"--no\nsuch-flag"},
+		{"--env-file", "/nonexistent/a\nb.env", "--", "x"},
+		{"check", "--env-file", "/nonexistent/a\nb.env"},
+	} {
+		var stderr strings.Builder
+		if code := Main(args, io.Discard, &stderr); code == 0 {
+			t.Errorf("Main(%q) = 0, want a failure", args)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
+			if !strings.HasPrefix(line, "phase-shim: ") {
+				t.Errorf("Main(%q): stderr line without the prefix: %q", args, line)
+			}
+		}
+	}
 }
