@@ -7,6 +7,16 @@
 // Values are written to stdout only: the caller compares them and reports
 // names and lengths, never values.
 "use strict";
+// The SDK rejects from inside promise executors, so many failures arrive
+// as unhandled rejections, which node would print in full: an axios error
+// carries its request, Authorization header (the token) included. Print
+// the message only, as the catch below does.
+for (const ev of ["unhandledRejection", "uncaughtException"]) {
+  process.on(ev, (e) => {
+    console.error("read.js:", e && e.message ? e.message : String(e));
+    process.exit(1);
+  });
+}
 const mod = require("@phase.dev/phase-node");
 const Phase = mod.default || mod;
 

@@ -6,6 +6,16 @@
 // Note: the SDK upper-cases every key before encrypting it (and digests
 // the key as given).
 "use strict";
+// The SDK rejects from inside promise executors, so many failures arrive
+// as unhandled rejections, which node would print in full: an axios error
+// carries its request, Authorization header (the token) included. Print
+// the message only, as the catch below does.
+for (const ev of ["unhandledRejection", "uncaughtException"]) {
+  process.on(ev, (e) => {
+    console.error("write.js:", e && e.message ? e.message : String(e));
+    process.exit(1);
+  });
+}
 const fs = require("fs");
 const mod = require("@phase.dev/phase-node");
 const Phase = mod.default || mod;
