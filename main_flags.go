@@ -65,8 +65,8 @@ var groups = []struct{ key, title string }{
 	{"environment", "Environment"},
 	{"init", "Init mode (instead of exec)"},
 	{"output", "Output"},
-	{"check", "check"},
-	{"export", "export"},
+	{"check", "Flags of check"},
+	{"export", "Flags of export"},
 }
 
 // flagTable binds every flag to a field of c.
@@ -180,7 +180,6 @@ func parseCommandLine(args []string, lookupEnv func(string) (string, bool)) (cli
 				panic("phase-shim: bad default of --" + f.name + ": " + err.Error())
 			}
 		}
-		// A default list value is replaced, not extended, by the first flag.
 	}
 
 	fromFlag := map[*flagSpec]bool{}
@@ -381,7 +380,8 @@ const usageText = `Usage: phase-shim [flags] [--] COMMAND [ARG...]      gather, 
 
 Fetch secrets from Phase (end-to-end encrypted) and/or files, check their
 names, and exec COMMAND with them in its environment: same PID, signals and
-exit status go straight to COMMAND. No shell, nothing written to disk.
+exit status go straight to COMMAND. No shell, and nothing written to disk
+unless --file or --write-file asks for it.
 
   PHASE_SERVICE_TOKEN=pss_service:v2:... phase-shim --app-id ID --env production -- node index.js
   phase-shim --env-file .env -- ./server --port 8080
@@ -404,7 +404,7 @@ func writeHelp(w io.Writer) {
 	specs := flagTable(&CLI{})
 	const col, width = 30, 100
 	for _, grp := range groups {
-		fmt.Fprintf(&b, "\n%s:\n", flagGroupTitle(grp.key, grp.title))
+		fmt.Fprintf(&b, "\n%s:\n", grp.title)
 		for _, f := range specs {
 			if f.group != grp.key {
 				continue
@@ -437,16 +437,6 @@ func writeHelp(w io.Writer) {
 	}
 	b.WriteString("\n  -h, --help                  This text.\n")
 	_, _ = io.WriteString(w, b.String())
-}
-
-func flagGroupTitle(key, title string) string {
-	switch key {
-	case "check":
-		return "Flags of check"
-	case "export":
-		return "Flags of export"
-	}
-	return title
 }
 
 // writeWrapped writes left, padded to col, then text wrapped at width.
