@@ -297,15 +297,7 @@ func summary(log *logger, p *plan, verb string) {
 			n++
 		}
 	}
-	renamed, skipped := 0, 0
-	for _, d := range p.decisions {
-		switch d.Action {
-		case sanitize.Renamed:
-			renamed++
-		case sanitize.Skipped:
-			skipped++
-		}
-	}
+	renamed, skipped := sanitize.Count(p.decisions, sanitize.Renamed), sanitize.Count(p.decisions, sanitize.Skipped)
 	var where []string
 	fields := []field{{"secrets", n}}
 	if p.phase != nil {

@@ -209,6 +209,11 @@ func Apply(mode Mode, keys []string) ([]Decision, error) {
 	if len(invalid) > 0 {
 		return ds, fmt.Errorf("%w: %s", ErrInvalidName, strings.Join(invalid, ", "))
 	}
+	// Kept names are distinct originals, so only a rename can collide;
+	// without one (the usual start) the map below is not worth building.
+	if Count(ds, Renamed) == 0 {
+		return ds, nil
+	}
 	if err := collisions(ds); err != nil {
 		return ds, err
 	}
