@@ -17,14 +17,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	// Scratch and distroless images have no CA bundle. Importing the package
-	// registers Mozilla's roots with x509.SetFallbackRoots; Go uses them only
-	// when the system pool is empty or missing, and SSL_CERT_FILE (read
-	// natively by crypto/x509 on Unix) still takes precedence.
-	_ "golang.org/x/crypto/x509roots/fallback"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
 // DefaultPhaseHost is Phase Cloud's console origin.
@@ -49,6 +46,7 @@ const (
 // every case. Redirects are followed by net/http's rules, which drop the
 // Authorization header when the host changes.
 func NewHTTPClient(o PhaseOptions) (*http.Client, error) {
+	UseFallbackRoots()
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if ok {
 		tr = tr.Clone()
@@ -81,6 +79,40 @@ func NewHTTPClient(o PhaseOptions) (*http.Client, error) {
 	}
 	tr.TLSClientConfig = cfg
 	return &http.Client{Transport: tr}, nil
+}
+
+var fallbackOnce sync.Once
+
+// UseFallbackRoots registers the Mozilla roots embedded in the binary as
+// crypto/x509's fallback. Scratch and distroless images have no CA bundle;
+// Go uses the fallback only when the system pool is empty or missing, and
+// SSL_CERT_FILE (read natively by crypto/x509 on Unix) still takes
+// precedence. Parsing ~150 certificates costs 1.5-4 ms and 650 KB, so it
+// happens when the first HTTPS client is built, not at program start as
+// the x509roots/fallback package's init would do on every run (version and
+// --env-file-only runs included). Safe to call any number of times.
+func UseFallbackRoots() {
+	fallbackOnce.Do(func() {
+		pool := x509.NewCertPool()
+		for r := range bundle.Roots() {
+			cert, err := x509.ParseCertificate(r.Certificate)
+			if err != nil {
+				// The bundle is tested upstream; a root that does not parse
+				// is one fewer fallback root, not a reason to stop.
+				continue
+			}
+			if r.Constraint == nil {
+				pool.AddCert(cert)
+			} else {
+				pool.AddCertWithConstraint(cert, r.Constraint)
+			}
+		}
+		// SetFallbackRoots panics when called twice: if a package linked in
+		// (the fallback package's own init) registered roots first, those
+		// stand.
+		defer func() { _ = recover() }()
+		x509.SetFallbackRoots(pool)
+	})
 }
 
 // apiBase turns the configured host into the prefix the endpoint paths are

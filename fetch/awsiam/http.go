@@ -51,6 +51,8 @@ const (
 // task's 169.254.170.2, and sending the credential request to it would leak
 // the authorization token.
 func newClient(dialTimeout, requestTimeout time.Duration, useProxy bool) *http.Client {
+	// STS and https credential endpoints need CA roots on a scratch image too.
+	fetch.UseFallbackRoots()
 	t := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
