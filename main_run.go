@@ -280,6 +280,11 @@ func writeFormat(g *Globals) (format.Format, error) {
 		return deliver.FormatForPath(g.WriteFile), nil
 	}
 	f, err := format.ParseFormat(g.WriteFormat)
+	if err == nil && f == format.Docker {
+		// docker's env file has no quoting: it would not read back through
+		// --env-file, which is what --write-file promises.
+		err = errors.New("docker is for export only; use dotenv, json or shell")
+	}
 	if err != nil {
 		return "", usageError{fmt.Errorf("--write-format: %w", err)}
 	}
