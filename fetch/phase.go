@@ -55,9 +55,10 @@ type PhaseOptions struct {
 	// HTTPClient replaces NewHTTPClient(o) (tests, emulators). CAFile and
 	// VerifySSL are then the client's business.
 	HTTPClient *http.Client
-	// Retry tuning; zero values pick the defaults (8 attempts, 10s per
-	// attempt, backoff base 250ms, cap 8s). The context's deadline bounds
-	// everything, retries included.
+	// Retry tuning; zero values pick the defaults (10s per attempt,
+	// backoff base 250ms, cap 8s). The context's deadline bounds
+	// everything, retries included; MaxAttempts 0 means no other bound
+	// when the context has a deadline, and 8 attempts when it has none.
 	MaxAttempts    int
 	AttemptTimeout time.Duration
 	RetryBase      time.Duration
@@ -158,9 +159,6 @@ func newSession(o PhaseOptions) (*session, error) {
 		http: hc, base: base, auth: tok.AuthorizationHeader(), userAgent: ua, debugf: debugf,
 		maxAttempts: o.MaxAttempts, attemptTimeout: o.AttemptTimeout,
 		retryBase: o.RetryBase, retryMax: o.RetryMax, sleep: sleepCtx,
-	}
-	if api.maxAttempts <= 0 {
-		api.maxAttempts = defaultMaxAttempts
 	}
 	if api.attemptTimeout <= 0 {
 		api.attemptTimeout = defaultAttemptTimeout

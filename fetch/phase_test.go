@@ -641,3 +641,35 @@ func TestFetchPhaseLeaseRequestNeverReplayed(t *testing.T) {
 		t.Errorf("%d connections: the lease request did not reuse the kept-alive one", vs.conns.Load())
 	}
 }
+
+// Without MaxAttempts the deadline alone bounds retries; without a
+// deadline the default cap keeps the loop finite.
+func TestFetchPhaseAttemptLimit(t *testing.T) {
+	failing := func(vs *vectorServer, failures int) {
+		vs.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+			if n > failures {
+				return false
+			}
+			w.WriteHeader(503)
+			return true
+		}
+	}
+	vs := newVectorServer(t, "secrets_gosdk.json")
+	failing(vs, 12)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := FetchPhase(ctx, vectorOptions(vs.URL))
+	if err != nil {
+		t.Fatalf("with a deadline: %v", err)
+	}
+	if res.Attempts != 14 {
+		t.Errorf("with a deadline: %d attempts, want 14 (12 failures, then tokens and secrets)", res.Attempts)
+	}
+
+	vs = newVectorServer(t, "secrets_gosdk.json")
+	failing(vs, 12)
+	_, err = FetchPhase(context.Background(), vectorOptions(vs.URL))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "giving up after 8 attempts") {
+		t.Errorf("without a deadline: %v", err)
+	}
+}

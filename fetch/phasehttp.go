@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net"
@@ -214,7 +215,7 @@ func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, w
 		if sideEffects && !aerr.notProcessed {
 			return nil, fmt.Errorf("%w: %s request: %s (not retried: the request creates leases and may have been processed)", aerr.class, what, aerr.msg)
 		}
-		if attempt >= c.maxAttempts {
+		if attempt >= c.attemptLimit(ctx) {
 			return nil, c.giveUp(what, attempt, last, nil)
 		}
 		wait := c.backoff(attempt, aerr.retryAfter)
@@ -236,6 +237,22 @@ func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, w
 			return nil, c.giveUp(what, attempt, last, err)
 		}
 	}
+}
+
+// attemptLimit is MaxAttempts when set. Otherwise the deadline alone
+// bounds retries: a fleet starting into a rate limit must keep trying
+// while --timeout allows (with a fixed cap, processes whose first request
+// got through gave up on the second long before the deadline, and the
+// server's budget went to half-done starts). Without a deadline the
+// default cap keeps the loop finite.
+func (c *apiClient) attemptLimit(ctx context.Context) int {
+	if c.maxAttempts > 0 {
+		return c.maxAttempts
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return math.MaxInt
+	}
+	return defaultMaxAttempts
 }
 
 func (c *apiClient) giveUp(what string, attempts int, last *apiError, ctxErr error) error {
