@@ -264,15 +264,22 @@ func decodeID(raw json.RawMessage) (string, error) {
 
 // decodeJSON rejects trailing data after the value (a truncated-then-
 // concatenated body, two answers in one) besides the usual type errors.
+// json.Unmarshal does both on the body in place; a json.Decoder would copy
+// the whole answer into its own buffer first (a second copy of every
+// ciphertext at the peak of a large fetch).
 func decodeJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return describeJSONError(err)
+	err := json.Unmarshal(body, v)
+	if err == nil {
+		return nil
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after the JSON value")
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset >= int64(len(bytes.TrimRight(body, " \t\r\n"))) {
+		return fmt.Errorf("JSON ends early (truncated body)")
 	}
-	return nil
+	if errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value") {
+		return fmt.Errorf("trailing data after the JSON value (byte %d)", se.Offset)
+	}
+	return describeJSONError(err)
 }
 
 // describeJSONError keeps the position and the kind of error but never the

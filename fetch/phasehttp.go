@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -338,7 +339,7 @@ func (c *apiClient) once(ctx context.Context, path string, headers [][2]string, 
 		return nil, e
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	body, err := readBody(resp.Body, resp.ContentLength)
 	if err != nil {
 		// A reset or stall mid-body: the server (or a proxy) failed, the
 		// next attempt may not.
@@ -359,6 +360,22 @@ func (c *apiClient) once(ctx context.Context, path string, headers [][2]string, 
 		return body, nil
 	}
 	return nil, statusError(resp, body)
+}
+
+// readBody reads at most maxResponseBytes+1 bytes. With a Content-Length
+// (net/http holds the server to it) the buffer is allocated once, instead
+// of io.ReadAll's doubling, which for a large answer leaves copies of it
+// for the collector at the moment decryption needs memory most.
+func readBody(r io.Reader, contentLength int64) ([]byte, error) {
+	lr := io.LimitReader(r, maxResponseBytes+1)
+	if contentLength <= 0 || contentLength > maxResponseBytes {
+		return io.ReadAll(lr)
+	}
+	// MinRead spare bytes: ReadFrom grows the buffer (doubling it) when
+	// less than that is free, even for the final read that only sees EOF.
+	buf := bytes.NewBuffer(make([]byte, 0, contentLength+bytes.MinRead))
+	_, err := buf.ReadFrom(lr)
+	return buf.Bytes(), err
 }
 
 // transportError classifies a failure below HTTP. Certificate problems are
