@@ -288,12 +288,12 @@ func (s *session) envKeyPairFor(app *apiApp, env *apiEnv) (*envKeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: environment %q of %q: wrapped seed: %v (possible tampering)", ErrProtocol, cleanText(env.Name, 80), cleanText(app.Name, 80), err)
 	}
-	seed, ok := decodeHexText(seedHex, 32)
+	seed, ok := phasecrypto.DecodeHex32(seedHex)
 	if !ok {
 		return nil, fmt.Errorf("%w: environment %q of %q: seed is not 64 hex characters", ErrProtocol, cleanText(env.Name, 80), cleanText(app.Name, 80))
 	}
-	pk, sk := phasecrypto.SeedKeyPair(seed)
-	if listed, ok := decodeHexText([]byte(env.IdentityKey), 32); !ok || string(listed) != string(pk[:]) {
+	pk, sk := phasecrypto.SeedKeyPair(seed[:])
+	if listed, ok := phasecrypto.DecodeHex32([]byte(env.IdentityKey)); !ok || listed != pk {
 		return nil, fmt.Errorf("%w: environment %q of %q: listed public key does not match its seed", ErrProtocol, cleanText(env.Name, 80), cleanText(app.Name, 80))
 	}
 	dec, err := phasecrypto.NewDecrypter(sk, pk)
@@ -303,34 +303,6 @@ func (s *session) envKeyPairFor(app *apiApp, env *apiEnv) (*envKeyPair, error) {
 	kp := &envKeyPair{pk: pk, sk: sk, dec: dec}
 	s.envKeys[env.ID] = kp
 	return kp, nil
-}
-
-func decodeHexText(b []byte, n int) ([]byte, bool) {
-	if len(b) != 2*n {
-		return nil, false
-	}
-	out := make([]byte, n)
-	for i := 0; i < n; i++ {
-		hi, ok1 := unhex(b[2*i])
-		lo, ok2 := unhex(b[2*i+1])
-		if !ok1 || !ok2 {
-			return nil, false
-		}
-		out[i] = hi<<4 | lo
-	}
-	return out, true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // secretsHeaders are the request headers of GET /service/secrets/. All

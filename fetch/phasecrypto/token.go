@@ -6,7 +6,7 @@
 package phasecrypto
 
 import (
-	"encoding/hex"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strings"
@@ -144,8 +144,42 @@ func decodeHex32(s string, out *[32]byte) error {
 	if len(s) != 64 {
 		return errors.New("want 64 hex characters")
 	}
-	if _, err := hex.Decode(out[:], []byte(s)); err != nil {
+	k, ok := DecodeHex32([]byte(s))
+	if !ok {
 		return errors.New("not hex")
 	}
+	*out = k
 	return nil
+}
+
+// DecodeHex32 decodes 64 hex characters (either case) into 32 bytes in
+// constant time: key shares, wrap keys and seeds travel as hex text, and
+// their characters must not steer branches or table lookups the way
+// encoding/hex's do. Only the length, which is public, is checked early.
+func DecodeHex32(text []byte) (out [32]byte, ok bool) {
+	if len(text) != 64 {
+		return out, false
+	}
+	valid := 1
+	for i := range out {
+		hi, v1 := unhexCT(text[2*i])
+		lo, v2 := unhexCT(text[2*i+1])
+		valid &= v1 & v2
+		out[i] = hi<<4 | lo
+	}
+	if valid != 1 {
+		return [32]byte{}, false
+	}
+	return out, true
+}
+
+// unhexCT maps one hex character to its value without data-dependent
+// branches; valid is 1 for [0-9a-fA-F], else 0.
+func unhexCT(c byte) (val byte, valid int) {
+	x := int(c)
+	digit := subtle.ConstantTimeLessOrEq('0', x) & subtle.ConstantTimeLessOrEq(x, '9')
+	lower := x | 0x20
+	letter := subtle.ConstantTimeLessOrEq('a', lower) & subtle.ConstantTimeLessOrEq(lower, 'f')
+	v := subtle.ConstantTimeSelect(digit, x-'0', 0) | subtle.ConstantTimeSelect(letter, lower-'a'+10, 0)
+	return byte(v), digit | letter
 }

@@ -1,6 +1,8 @@
 package phasecrypto
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,5 +95,35 @@ func TestAccountKeysMismatch(t *testing.T) {
 	}
 	if _, _, err := tok.AccountKeys("zz"); !errors.Is(err, ErrCiphertext) {
 		t.Errorf("non-hex share: got %v, want ErrCiphertext", err)
+	}
+}
+
+// FuzzDecodeHex32: the constant-time decoder agrees with encoding/hex on
+// every 64-byte input (and refuses every other length).
+func FuzzDecodeHex32(f *testing.F) {
+	f.Add([]byte(strings.Repeat("0aF9", 16)))
+	f.Add([]byte(strings.Repeat("g0", 32)))
+	f.Add([]byte(strings.Repeat("/:@`GFgf", 8)))
+	f.Add([]byte("00"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		got, ok := DecodeHex32(text)
+		want, err := hex.DecodeString(string(text))
+		wantOK := err == nil && len(want) == 32
+		if ok != wantOK {
+			t.Fatalf("%d-byte input: ok %v, encoding/hex %v", len(text), ok, wantOK)
+		}
+		if ok && !bytes.Equal(got[:], want) {
+			t.Fatalf("%d-byte input: decoded differently from encoding/hex", len(text))
+		}
+	})
+}
+
+func TestUnhexEveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		v, ok := unhexCT(byte(c))
+		want, err := hex.DecodeString(string([]byte{'0', byte(c)}))
+		if (ok == 1) != (err == nil) || (err == nil && v != want[0]) {
+			t.Errorf("byte %#x: got %d valid %d", c, v, ok)
+		}
 	}
 }
