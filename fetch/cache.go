@@ -389,11 +389,15 @@ func roundAge(d time.Duration) time.Duration {
 //     result younger than c.MaxAge is returned with FromCache, CacheAge and
 //     a warning; a stale, missing or unreadable one leaves the original
 //     error, with a note about the cache;
-//   - ErrAuth (401/403, a bad token) and ErrConfig (unknown app or
-//     environment, 404): the cached result is deleted — secrets the token
-//     may no longer read must not outlive it — and the error returned;
-//   - anything else (a tampered answer, bad data): the error, cache kept
-//     but not used.
+//   - the server's refusal (401, 403, 404, or an app or environment the
+//     token's listing does not hold): the cached result is deleted —
+//     secrets the token may no longer read must not outlive it — and the
+//     error returned;
+//   - anything else (a local problem such as a bad .phase.json or a damaged
+//     token, a key share that does not open, a tampered answer, bad data):
+//     the error, cache kept but not used. These say nothing about what the
+//     token may read, and a cache deleted over a typo would be missing in
+//     the next outage.
 func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResult, error) {
 	if c.Dir == "" {
 		return FetchPhase(ctx, o)
@@ -426,7 +430,7 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 			res.Warnings = append(res.Warnings, "could not update the secrets cache: "+serr.Error())
 		}
 		return res, nil
-	case errors.Is(err, ErrAuth), errors.Is(err, ErrConfig):
+	case serverDenied(err):
 		if derr := c.Delete(o.Token, cc); derr != nil {
 			return nil, fmt.Errorf("%w (and the cached secrets could not be removed: %v)", err, derr)
 		}

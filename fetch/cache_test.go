@@ -1,9 +1,12 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -483,6 +486,97 @@ func TestFetchPhaseCachedConfigDeletes(t *testing.T) {
 	if f.cacheExists(t) {
 		t.Error("the cache survived an unknown environment")
 	}
+	// A 404 from the server the same way.
+	f2 := newCachedFixture(t)
+	if _, err := f2.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	f2.srv.FailFirst(1, http.StatusNotFound)
+	if _, err := f2.fetch(t); !errors.Is(err, ErrConfig) || f2.cacheExists(t) {
+		t.Errorf("404: err %v, cache still there %v", err, f2.cacheExists(t))
+	}
+}
+
+// TestFetchPhaseCachedLocalErrorsKeep: an ErrAuth or ErrConfig that is not
+// the server's refusal says nothing about what the token may read, so it
+// must not cost the cache the next outage needs.
+func TestFetchPhaseCachedLocalErrorsKeep(t *testing.T) {
+	t.Run("broken .phase.json", func(t *testing.T) {
+		f := newCachedFixture(t)
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, PhaseConfigFile)
+		writeFile(t, cfg, `{"phaseApp": "shop", "defaultEnv": "Production"}`)
+		f.o.App, f.o.Env, f.o.WorkDir = "", "", dir
+		if _, err := f.fetch(t); err != nil {
+			t.Fatal(err)
+		}
+		if !f.cacheExists(t) {
+			t.Fatal("no cache after a live fetch")
+		}
+		writeFile(t, cfg, `{"phaseApp": "shop", "defaultEnv": "Production",}`)
+		if _, err := f.fetch(t); !errors.Is(err, ErrConfig) {
+			t.Fatalf("broken .phase.json: got %v, want ErrConfig", err)
+		}
+		writeFile(t, cfg, `{"phaseApp": "shop", "defaultEnv": "Production"}`)
+		if !f.cacheExists(t) {
+			t.Error("a local .phase.json typo removed the cache")
+		}
+	})
+	t.Run("key share that does not open", func(t *testing.T) {
+		f := newCachedFixture(t)
+		if _, err := f.fetch(t); err != nil {
+			t.Fatal(err)
+		}
+		f.o.HTTPClient = &http.Client{Transport: garbleKeyShare{http.DefaultTransport}}
+		if _, err := f.fetch(t); !errors.Is(err, ErrAuth) {
+			t.Fatalf("garbled key share: got %v, want ErrAuth", err)
+		}
+		if !f.cacheExists(t) {
+			t.Error("a key share that does not open removed the cache")
+		}
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// garbleKeyShare flips one hex digit of the wrapped key share in the tokens
+// answer: a damaged answer (or token), not a refusal.
+type garbleKeyShare struct{ base http.RoundTripper }
+
+func (g garbleKeyShare) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := g.base.RoundTrip(r)
+	if err != nil || !strings.HasSuffix(r.URL.Path, "/tokens/") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	if share, ok := m["wrapped_key_share"].(string); ok && share != "" {
+		last := share[len(share)-1]
+		flip := byte('0')
+		if last == '0' {
+			flip = '1'
+		}
+		m["wrapped_key_share"] = share[:len(share)-1] + string(flip)
+	}
+	if body, err = json.Marshal(m); err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
 
 func TestFetchPhaseCachedTamperedNotUsed(t *testing.T) {

@@ -154,7 +154,7 @@ func selectApp(apps []apiApp, appID, appName string) (*apiApp, error) {
 				return &apps[i], nil
 			}
 		}
-		return nil, fmt.Errorf("%w: no application with id %q is visible to this token; it can read %s", ErrConfig, cleanText(appID, 80), describeApps(apps))
+		return nil, &deniedError{fmt.Errorf("%w: no application with id %q is visible to this token; it can read %s", ErrConfig, cleanText(appID, 80), describeApps(apps))}
 	case appName != "":
 		i, cands := matchName(appNames(apps), appName)
 		if i >= 0 {
@@ -163,7 +163,7 @@ func selectApp(apps []apiApp, appID, appName string) (*apiApp, error) {
 		if cands != nil {
 			return nil, fmt.Errorf("%w: application name %q is ambiguous: it matches %s; use the full name or --app-id", ErrConfig, cleanText(appName, 80), quoteList(cands))
 		}
-		return nil, fmt.Errorf("%w: no application named %q is visible to this token; it can read %s", ErrConfig, cleanText(appName, 80), describeApps(apps))
+		return nil, &deniedError{fmt.Errorf("%w: no application named %q is visible to this token; it can read %s", ErrConfig, cleanText(appName, 80), describeApps(apps))}
 	}
 	if len(apps) == 1 {
 		return &apps[0], nil
@@ -191,5 +191,5 @@ func selectEnv(app *apiApp, name string) (*apiEnv, error) {
 	if cands != nil {
 		return nil, fmt.Errorf("%w: environment %q is ambiguous in application %q: it matches %s", ErrConfig, cleanText(name, 80), cleanText(app.Name, 80), quoteList(cands))
 	}
-	return nil, fmt.Errorf("%w: no environment %q in application %q visible to this token; environments: %s", ErrConfig, cleanText(name, 80), cleanText(app.Name, 80), quoteList(envNames(app.Envs)))
+	return nil, &deniedError{fmt.Errorf("%w: no environment %q in application %q visible to this token; environments: %s", ErrConfig, cleanText(name, 80), cleanText(app.Name, 80), quoteList(envNames(app.Envs)))}
 }

@@ -184,10 +184,30 @@ type apiError struct {
 	// connection, or a 429 refusal), so even a request with side effects
 	// may be sent again.
 	notProcessed bool
-	cause        error
+	// denied: the server answered 401, 403 or 404 about this token or
+	// context (not a local problem, not an outage).
+	denied bool
+	cause  error
 }
 
 func (e *apiError) Error() string { return e.msg }
+
+// deniedError marks an error that is the server's own answer that this
+// token may not read this context: 401, 403, 404, or an application or
+// environment the token's listing does not hold. The cache deletes its
+// entry on exactly these; a local problem (a bad .phase.json, a damaged
+// token, a key share that does not open) leaves it alone. The message and
+// the error class are those of the wrapped error.
+type deniedError struct{ err error }
+
+func (e *deniedError) Error() string { return e.err.Error() }
+func (e *deniedError) Unwrap() error { return e.err }
+
+// serverDenied reports whether err is, or wraps, a deniedError.
+func serverDenied(err error) bool {
+	var d *deniedError
+	return errors.As(err, &d)
+}
 
 // get performs GET base+path with the given headers and returns the body of
 // a 2xx answer. what names the request in errors ("tokens", "secrets").
@@ -211,7 +231,11 @@ func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, w
 		c.debugf("phase: GET %s: attempt %d failed after %s: %s", path, attempt, time.Since(start).Round(time.Millisecond), aerr.msg)
 		last = aerr
 		if !aerr.retry {
-			return nil, fmt.Errorf("%w: %s request: %s", aerr.class, what, aerr.msg)
+			err := fmt.Errorf("%w: %s request: %s", aerr.class, what, aerr.msg)
+			if aerr.denied {
+				err = &deniedError{err}
+			}
+			return nil, err
 		}
 		if sideEffects && !aerr.notProcessed {
 			return nil, fmt.Errorf("%w: %s request: %s (not retried: the request creates leases and may have been processed)", aerr.class, what, aerr.msg)
@@ -453,12 +477,12 @@ func statusError(resp *http.Response, body []byte) *apiError {
 	}
 	switch {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return &apiError{class: ErrAuth, msg: msg}
+		return &apiError{class: ErrAuth, msg: msg, denied: true}
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
 		return &apiError{class: ErrUnavailable, msg: msg, retry: true, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			notProcessed: code == http.StatusTooManyRequests}
 	case code == http.StatusNotFound:
-		return &apiError{class: ErrConfig, msg: msg + " (is the host a Phase console origin?)"}
+		return &apiError{class: ErrConfig, msg: msg + " (is the host a Phase console origin?)", denied: true}
 	default:
 		return &apiError{class: ErrProtocol, msg: msg}
 	}
