@@ -66,11 +66,29 @@ type CacheContext struct {
 	// WorkDir matters only when the app comes from .phase.json (neither
 	// AppID nor App given): two checkouts may name different apps.
 	WorkDir string
+	// ConfigAppID and ConfigApp are that .phase.json's appId and phaseApp,
+	// read locally (its defaultEnv lands in Env when no Env was given):
+	// editing the file (dev → prod) must not let a start during an outage
+	// pick up the other context's cached secrets, and the server cannot be
+	// asked to resolve names exactly then.
+	ConfigAppID, ConfigApp string
 }
 
 // CacheContextOf is the context of a FetchPhase call, normalised so that
-// spellings Phase treats alike share a file.
+// spellings Phase treats alike share a file. When the app comes from
+// .phase.json, the file is read (an unreadable one fails FetchPhase before
+// any request, so its context does not matter).
 func CacheContextOf(o PhaseOptions) CacheContext {
+	var cfg *PhaseConfig
+	if o.AppID == "" && o.App == "" {
+		cfg, _ = FindPhaseConfig(o.WorkDir)
+	}
+	return cacheContext(o, cfg)
+}
+
+// cacheContext is CacheContextOf with the .phase.json already found (nil
+// when there is none or it is not used).
+func cacheContext(o PhaseOptions, cfg *PhaseConfig) CacheContext {
 	c := CacheContext{
 		Host: strings.TrimSuffix(o.Host, "/"), AppID: o.AppID, App: strings.ToLower(o.App),
 		Env: strings.ToLower(o.Env), AllPaths: o.AllPaths, References: o.References,
@@ -91,6 +109,12 @@ func CacheContextOf(o PhaseOptions) CacheContext {
 	slices.Sort(c.Tags)
 	if c.AppID == "" && c.App == "" {
 		c.WorkDir = o.WorkDir
+		if cfg != nil {
+			c.ConfigAppID, c.ConfigApp = cfg.AppID, strings.ToLower(cfg.App)
+			if c.Env == "" {
+				c.Env = strings.ToLower(cfg.DefaultEnv)
+			}
+		}
 	}
 	return c
 }
@@ -123,6 +147,13 @@ func (cc CacheContext) encode() []byte {
 	str(cc.References)
 	flag(cc.GenerateLeases)
 	str(cc.WorkDir)
+	// Only present with a .phase.json app. Every field is length-prefixed,
+	// so a longer encoding never equals a shorter one, and contexts without
+	// one keep the file names they had before these fields existed.
+	if cc.ConfigAppID != "" || cc.ConfigApp != "" {
+		str(cc.ConfigAppID)
+		str(cc.ConfigApp)
+	}
 	return b
 }
 
@@ -420,10 +451,35 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 	hc.Transport = countingTransport{base: base, n: &attempts}
 	o.HTTPClient = &hc
 
-	cc := CacheContextOf(o)
+	// .phase.json is read once, here: the context the cache is keyed by
+	// and the one fetched must be the same even if the file is edited
+	// while we run.
+	var cfg *PhaseConfig
+	if o.AppID == "" && o.App == "" {
+		var cerr error
+		if cfg, cerr = FindPhaseConfig(o.WorkDir); cerr != nil {
+			// A local mistake: reported exactly as without a cache (a bad
+			// token first), the cache neither used nor touched.
+			return FetchPhase(ctx, o)
+		}
+	}
+	cc := cacheContext(o, cfg)
+	if cfg != nil {
+		o.AppID, o.App = cfg.AppID, cfg.App
+		if o.Env == "" {
+			o.Env = cfg.DefaultEnv
+		}
+		if o.Debugf != nil {
+			o.Debugf("phase: using %s", cfg.File)
+		}
+	}
+	o.WorkDir = "" // already looked for
 	live, cancel := liveContext(ctx, c.has(o.Token, cc))
 	defer cancel()
 	res, err := FetchPhase(live, o)
+	if err == nil && cfg != nil {
+		res.ConfigFile = cfg.File
+	}
 	switch {
 	case err == nil:
 		if serr := c.Save(o.Token, cc, res); serr != nil {

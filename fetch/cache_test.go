@@ -497,6 +497,53 @@ func TestFetchPhaseCachedConfigDeletes(t *testing.T) {
 	}
 }
 
+// TestFetchPhaseCachedPhaseJSONContext: the app and environment read from
+// .phase.json are part of the cache context. A .phase.json switched from
+// one environment to another, or to another app, and a start during an
+// outage must not inject the secrets cached for the old one.
+func TestFetchPhaseCachedPhaseJSONContext(t *testing.T) {
+	f := newCachedFixture(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, PhaseConfigFile)
+	f.o.App, f.o.Env, f.o.WorkDir = "", "", dir
+	writeFile(t, cfg, `{"phaseApp": "shop", "defaultEnv": "Development"}`)
+	dev, err := f.fetch(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.Env != "Development" || dev.ConfigFile != cfg {
+		t.Fatalf("live fetch: env %q, config file %q", dev.Env, dev.ConfigFile)
+	}
+	f.srv.FailFirst(1<<30, http.StatusServiceUnavailable)
+	for _, content := range []string{
+		`{"phaseApp": "shop", "defaultEnv": "Production"}`,
+		`{"appId": "` + f.srv.AppID("shop") + `", "defaultEnv": "Development"}`,
+	} {
+		writeFile(t, cfg, content)
+		got, err := f.fetch(t)
+		if err == nil {
+			t.Errorf("%s during an outage: started from the cache of app %q env %q", content, got.App, got.Env)
+		} else if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s during an outage: got %v, want ErrUnavailable", content, err)
+		}
+	}
+	// The file as it was when the cache was written: the cache serves.
+	writeFile(t, cfg, `{"phaseApp": "shop", "defaultEnv": "Development"}`)
+	got, err := f.fetch(t)
+	if err != nil || !got.FromCache || got.Env != "Development" {
+		t.Fatalf("unchanged .phase.json during an outage: %v", err)
+	}
+	if d := diffSecrets(got.Secrets, dev.Secrets); d != "" {
+		t.Errorf("cached secrets differ:\n%s", d)
+	}
+	// With --env given, defaultEnv plays no part.
+	f.o.Env = "development"
+	writeFile(t, cfg, `{"phaseApp": "shop", "defaultEnv": "Production"}`)
+	if got, err := f.fetch(t); err != nil || !got.FromCache {
+		t.Errorf("--env development with defaultEnv Production: %v", err)
+	}
+}
+
 // TestFetchPhaseCachedLocalErrorsKeep: an ErrAuth or ErrConfig that is not
 // the server's refusal says nothing about what the token may read, so it
 // must not cost the cache the next outage needs.
