@@ -105,7 +105,7 @@ func flagTable(c *CLI) []*flagSpec {
 		{name: "aws-sts-endpoint", env: "PHASE_AWS_STS_ENDPOINT", def: "https://sts.amazonaws.com", placeholder: "URL", group: "phase", str: &g.AWSSTSEndpoint,
 			help: `STS endpoint the AWS IAM login is signed for; must equal the one configured on the Phase identity. "regional" means https://sts.$AWS_REGION.amazonaws.com.`},
 		{name: "cache-dir", env: "PHASE_SHIM_CACHE_DIR", placeholder: "DIR", group: "phase", str: &g.CacheDir,
-			help: "Keep an encrypted last-known-good copy of the secrets here (off by default). Used only when Phase is unreachable and the copy is younger than --cache-max-age; readable only with the token."},
+			help: "Keep an encrypted last-known-good copy of the secrets here (off by default). Used only when Phase is unreachable and the copy is younger than --cache-max-age; readable only with the token. Not used with --generate-leases (leased credentials must not outlive their lease)."},
 		{name: "cache-max-age", env: "PHASE_SHIM_CACHE_MAX_AGE", kind: kindDuration, def: "24h", placeholder: "D", group: "phase", dur: &g.CacheMaxAge,
 			help: "Oldest cached copy --cache-dir may use."},
 		{name: "timeout", env: "PHASE_SHIM_TIMEOUT", kind: kindDuration, def: "30s", placeholder: "D", group: "phase", dur: &g.Timeout,

@@ -412,7 +412,8 @@ func roundAge(d time.Duration) time.Duration {
 }
 
 // FetchPhaseCached is FetchPhase with the last-known-good cache c (a no-op
-// when c.Dir is empty):
+// when c.Dir is empty, and when o.GenerateLeases is set: leased dynamic
+// credentials are never cached):
 //
 //   - success: the result is saved (a failure to save is a warning in the
 //     result, never an error: the secrets are in hand);
@@ -432,6 +433,18 @@ func roundAge(d time.Duration) time.Duration {
 func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResult, error) {
 	if c.Dir == "" {
 		return FetchPhase(ctx, o)
+	}
+	if o.GenerateLeases {
+		// Leased credentials expire (or are revoked) on the server's clock;
+		// a cached copy could outlive its lease and be injected dead or,
+		// worse, after revocation. Fail closed: no cache with leases. A
+		// file an older version wrote for this context goes too.
+		_ = c.Delete(o.Token, CacheContextOf(o))
+		res, err := FetchPhase(ctx, o)
+		if err == nil {
+			res.Warnings = append(res.Warnings, "the secrets cache is not used when leases are generated: leased credentials must not outlive their lease")
+		}
+		return res, err
 	}
 	// Count HTTP attempts ourselves: FetchPhase returns no result on error,
 	// and the report of a cached start should say how hard we tried.

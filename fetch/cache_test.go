@@ -544,6 +544,38 @@ func TestFetchPhaseCachedPhaseJSONContext(t *testing.T) {
 	}
 }
 
+// TestFetchPhaseCachedNoLeases: with GenerateLeases the cache is neither
+// written nor read, so a leased credential is never injected after its
+// lease, and an outage fails closed.
+func TestFetchPhaseCachedNoLeases(t *testing.T) {
+	f := newCachedFixture(t)
+	f.o.Env, f.o.GenerateLeases = "Staging", true
+	live, err := f.fetch(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.srv.LeasesCreated() == 0 {
+		t.Fatal("the fixture created no lease: nothing to check")
+	}
+	if f.cacheExists(t) {
+		t.Error("a result with leased credentials was cached")
+	}
+	if len(live.Warnings) != 1 || !strings.Contains(live.Warnings[0], "not used when leases are generated") {
+		t.Errorf("warnings: %q", live.Warnings)
+	}
+	// Even a file already there (an older version's) is not used.
+	if err := f.c.Save(f.token, CacheContextOf(f.o), live); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.FailFirst(1<<30, http.StatusServiceUnavailable)
+	if got, err := f.fetch(t); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("outage with leases: got %v (from cache %v), want ErrUnavailable", err, got != nil && got.FromCache)
+	}
+	if f.cacheExists(t) {
+		t.Error("the old file with leased credentials is still there")
+	}
+}
+
 // TestFetchPhaseCachedLocalErrorsKeep: an ErrAuth or ErrConfig that is not
 // the server's refusal says nothing about what the token may read, so it
 // must not cost the cache the next outage needs.
