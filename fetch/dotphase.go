@@ -28,8 +28,11 @@ type PhaseConfig struct {
 // FindPhaseConfig looks for .phase.json in dir; failing that, in up to eight
 // parents, where a file only counts if it sets "monorepoSupport": true (a
 // stray config higher up must not silently pick an application). It returns
-// nil, nil when there is none, and ErrConfig for a file that exists but
-// cannot be read or parsed.
+// nil, nil when there is none, and ErrConfig when dir's own file cannot be
+// read or parsed. A parent's file that cannot be read or parsed is passed
+// over: it does not show the opt-in, so it is not ours any more than a
+// parent's valid file without monorepoSupport (someone else's checkout,
+// an editor's half-written save).
 func FindPhaseConfig(dir string) (*PhaseConfig, error) {
 	if dir == "" {
 		return nil, nil
@@ -41,7 +44,10 @@ func FindPhaseConfig(dir string) (*PhaseConfig, error) {
 	for depth := 0; depth <= phaseConfigParentDepth; depth++ {
 		c, err := readPhaseConfig(filepath.Join(dir, PhaseConfigFile))
 		if err != nil {
-			return nil, err
+			if depth == 0 {
+				return nil, err
+			}
+			c = nil
 		}
 		if c != nil && (depth == 0 || c.MonorepoSupport) {
 			return c, nil

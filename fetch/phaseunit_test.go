@@ -262,6 +262,48 @@ func TestFindPhaseConfig(t *testing.T) {
 	}
 }
 
+// TestFindPhaseConfigBrokenParent: a parent's .phase.json counts only when
+// it shows "monorepoSupport": true; one that cannot be read or parsed shows
+// nothing, so it is passed over like any other that does not opt in, and
+// the search goes on. Only the work dir's own file is held to parse.
+func TestFindPhaseConfigBrokenParent(t *testing.T) {
+	root := t.TempDir()
+	work := filepath.Join(root, "mono", "svc", "api")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(dir, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, PhaseConfigFile), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := filepath.Join(root, "mono", "svc")
+	write(svc, `{"appId": "half-written", `)
+	if c, err := FindPhaseConfig(work); c != nil || err != nil {
+		t.Fatalf("only a malformed parent: got %+v, %v; want none", c, err)
+	}
+	write(filepath.Join(root, "mono"), `{"appId": "mono", "monorepoSupport": true}`)
+	if c, err := FindPhaseConfig(work); err != nil || c == nil || c.AppID != "mono" {
+		t.Fatalf("malformed parent below an opted-in one: got %+v, %v; want appId mono", c, err)
+	}
+	// A parent .phase.json that is not a file at all.
+	if err := os.Remove(filepath.Join(svc, PhaseConfigFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(svc, PhaseConfigFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := FindPhaseConfig(work); err != nil || c == nil || c.AppID != "mono" {
+		t.Fatalf("a directory named .phase.json in a parent: got %+v, %v", c, err)
+	}
+	// The work dir's own file stays strict.
+	write(work, `{"appId": `)
+	if _, err := FindPhaseConfig(work); !errors.Is(err, ErrConfig) {
+		t.Fatalf("malformed .phase.json in the work dir: got %v, want ErrConfig", err)
+	}
+}
+
 // selfSignedServer is an HTTPS server whose certificate no system pool
 // trusts; pemPath holds its certificate for CAFile.
 func selfSignedServer(t *testing.T) (*httptest.Server, string) {
