@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,10 +174,10 @@ func TestFaultsNamespaceLauncher(t *testing.T) {
 // faultServer is an emulator with the demo fixture, optionally behind TLS.
 type faultServer struct {
 	*phasetest.Server
-	host   string
-	token  string
-	values []string // every plaintext value, to look for in the output
-	caFile string   // with TLS: the PEM of the test server's certificate
+	host    string
+	token   string
+	secrets []namedValue // every plaintext value worth looking for in the output, by key
+	caFile  string       // with TLS: the PEM of the test server's certificate
 }
 
 func newFaultServer(t *testing.T) *faultServer {
@@ -188,12 +189,47 @@ func newFaultServer(t *testing.T) *faultServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range vals {
+	for k, v := range vals {
 		if len(strings.TrimSpace(v)) >= 6 {
-			fs.values = append(fs.values, v)
+			fs.secrets = append(fs.secrets, namedValue{k, v})
 		}
 	}
+	slices.SortFunc(fs.secrets, func(a, b namedValue) int { return strings.Compare(a.key, b.key) })
 	return fs
+}
+
+type namedValue struct{ key, value string }
+
+// leaks names what of the fixture's secrets and the token text shows,
+// without the values: key names, "the token", the length of a token part.
+func (fs *faultServer) leaks(text, token string) []string {
+	var out []string
+	for _, s := range fs.secrets {
+		if strings.Contains(text, s.value) {
+			out = append(out, fmt.Sprintf("the value of %s (%d bytes)", s.key, len(s.value)))
+		}
+	}
+	if token != "" {
+		if strings.Contains(text, token) {
+			out = append(out, "the token")
+		}
+		// The long hex parts of the token, alone, must not leak either.
+		for i, part := range strings.Split(token, ":") {
+			if len(part) >= 32 && strings.Contains(text, part) {
+				out = append(out, fmt.Sprintf("part %d of the token (%d characters)", i, len(part)))
+			}
+		}
+	}
+	return out
+}
+
+// shown is text for a failure message or a log line: itself when it holds
+// no secret, else only a note of what it held.
+func (fs *faultServer) shown(text, token string) string {
+	if l := fs.leaks(text, token); len(l) > 0 {
+		return "(withheld: it contains " + strings.Join(l, ", ") + ")"
+	}
+	return text
 }
 
 // withTLS serves the emulator over TLS with httptest's own CA, which no
@@ -354,12 +390,14 @@ func TestFaults(t *testing.T) {
 				row.setup(t, fs, &c)
 			}
 			r := c.run(t)
-			if testing.Verbose() {
-				t.Logf("exit %d after %s; stderr:\n%s", r.code, r.duration.Round(time.Millisecond), r.stderr)
-			}
+			// The leak check comes first; stderr is only ever shown
+			// through fs.shown, which withholds it if it holds a secret.
 			checkRun(t, r, row.code, fs, c.token)
+			if testing.Verbose() {
+				t.Logf("exit %d after %s; stderr:\n%s", r.code, r.duration.Round(time.Millisecond), fs.shown(r.stderr, c.token))
+			}
 			if row.note != "" && !strings.Contains(strings.ToLower(r.stderr), strings.ToLower(row.note)) {
-				t.Errorf("stderr does not mention %q:\n%s", row.note, r.stderr)
+				t.Errorf("stderr does not mention %q:\n%s", row.note, fs.shown(r.stderr, c.token))
 			}
 		})
 	}
@@ -372,30 +410,18 @@ func checkRun(t *testing.T, r shimRun, wantCode int, fs *faultServer, token stri
 	checkRunStart(t, r, wantCode, wantCode == 0, fs, token)
 }
 
-func checkRunStart(t *testing.T, r shimRun, wantCode int, wantStart bool, fs *faultServer, token string) {
+func checkRunStart(t errorReporter, r shimRun, wantCode int, wantStart bool, fs *faultServer, token string) {
 	t.Helper()
+	// Leaks first, by name only: the messages below must never quote
+	// output that holds a secret.
+	for _, l := range fs.leaks(r.stdout+r.stderr, token) {
+		t.Errorf("output contains %s", l)
+	}
 	if r.code != wantCode {
-		t.Errorf("exit code %d, want %d (after %s); stderr:\n%s", r.code, wantCode, r.duration.Round(time.Millisecond), r.stderr)
+		t.Errorf("exit code %d, want %d (after %s); stderr:\n%s", r.code, wantCode, r.duration.Round(time.Millisecond), fs.shown(r.stderr, token))
 	}
 	if r.started != wantStart {
 		t.Errorf("command started: %v, want %v", r.started, wantStart)
-	}
-	out := r.stdout + r.stderr
-	for i, v := range fs.values {
-		if strings.Contains(out, v) {
-			t.Errorf("output contains secret value #%d (%d bytes)", i, len(v))
-		}
-	}
-	if token != "" {
-		if strings.Contains(out, token) {
-			t.Error("output contains the token")
-		}
-		// The long hex parts of the token, alone, must not leak either.
-		for _, part := range strings.Split(token, ":") {
-			if len(part) >= 32 && strings.Contains(out, part) {
-				t.Errorf("output contains a %d-character part of the token", len(part))
-			}
-		}
 	}
 }
 
@@ -433,14 +459,14 @@ func TestFaultsCache(t *testing.T) {
 		r := c.run(t)
 		checkRun(t, r, 0, fs, c.token)
 		if !strings.Contains(r.stderr, "cached secrets") {
-			t.Errorf("stderr does not say the cache was used:\n%s", r.stderr)
+			t.Errorf("stderr does not say the cache was used:\n%s", fs.shown(r.stderr, c.token))
 		}
 		// check says so too, and starts nothing.
 		c.args = append([]string{"check", "-o", "json"}, c.args...)
 		r = c.run(t)
 		checkRunStart(t, r, 0, false, fs, c.token)
 		if !strings.Contains(r.stdout, `"cache":{"used":true`) && !strings.Contains(r.stdout, `"used": true`) {
-			t.Errorf("check -o json does not report the cache use:\n%s", r.stdout)
+			t.Errorf("check -o json does not report the cache use:\n%s", fs.shown(r.stdout, c.token))
 		}
 	})
 	t.Run("outage with a stale cache exits 69", func(t *testing.T) {
@@ -457,7 +483,7 @@ func TestFaultsCache(t *testing.T) {
 		r := c.run(t)
 		checkRun(t, r, 69, fs, c.token)
 		if !strings.Contains(r.stderr, "too old") || !strings.Contains(r.stderr, "25h0m") {
-			t.Errorf("stderr does not give the stale cache's age:\n%s", r.stderr)
+			t.Errorf("stderr does not give the stale cache's age:\n%s", fs.shown(r.stderr, c.token))
 		}
 		if _, err := os.Stat(file); err != nil {
 			t.Errorf("a stale cache was removed by an outage: %v", err)
@@ -500,4 +526,62 @@ func sampleFromServer(t *testing.T, fs *faultServer) *PhaseResult {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// errorReporter is the part of *testing.T that checkRunStart uses, so a
+// test can see its messages.
+type errorReporter interface {
+	Helper()
+	Error(args ...any)
+	Errorf(format string, args ...any)
+}
+
+type recordedErrors struct{ msgs []string }
+
+func (r *recordedErrors) Helper()           {}
+func (r *recordedErrors) Error(args ...any) { r.msgs = append(r.msgs, fmt.Sprint(args...)) }
+func (r *recordedErrors) Errorf(format string, args ...any) {
+	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
+}
+
+// TestCheckRunNeverEchoesSecrets: when a run leaks, the failure names the
+// key that leaked and never prints the output that holds it.
+func TestCheckRunNeverEchoesSecrets(t *testing.T) {
+	fs := newFaultServer(t)
+	vals, err := fs.Values("shop", "Production", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "DATABASE_URL"
+	leaked := vals[key]
+	if len(leaked) < 6 {
+		t.Fatalf("fixture: %s is too short to look for", key)
+	}
+	parts := strings.Split(fs.token, ":")
+	for _, r := range []shimRun{
+		{code: 1, stderr: "phase-shim: oops " + leaked + "\n"},
+		{code: 1, stdout: leaked, stderr: "phase-shim: token " + fs.token + "\n"},
+		{code: 0, started: true, stderr: "phase-shim: " + parts[len(parts)-1] + "\n"},
+	} {
+		var rec recordedErrors
+		checkRunStart(&rec, r, 77, false, fs, fs.token)
+		if len(rec.msgs) == 0 {
+			t.Fatal("a leaking run with the wrong exit code passed")
+		}
+		named := false
+		for i, m := range rec.msgs {
+			if strings.Contains(m, leaked) {
+				t.Errorf("message %d repeats the value of %s (%d bytes)", i, key, len(leaked))
+			}
+			for _, p := range parts {
+				if len(p) >= 32 && strings.Contains(m, p) {
+					t.Errorf("message %d repeats a %d-character part of the token", i, len(p))
+				}
+			}
+			named = named || strings.Contains(m, key) || strings.Contains(m, "token")
+		}
+		if !named {
+			t.Errorf("none of the %d messages names what leaked", len(rec.msgs))
+		}
+	}
 }
