@@ -71,22 +71,22 @@ func phaseOptions(g *Globals, token string, log *logger) fetch.PhaseOptions {
 		log.Debug(fmt.Sprintf("no working directory (%v): .phase.json is not looked for", err))
 	}
 	o := fetch.PhaseOptions{
-		Token:          token,
-		Host:           g.Host,
-		AppID:          g.AppID,
-		App:            g.App,
-		Env:            g.Env,
-		Path:           g.Path,
-		AllPaths:       g.Path == "",
-		Tags:           g.Tags,
-		References:     g.References,
-		CAFile:         g.CAFile,
-		VerifySSL:      g.VerifySSL,
-		UserAgent:      "phase-shim/" + version,
-		GenerateLeases: g.GenerateLeases,
-		LeaseTTL:       g.LeaseTTL,
-		WorkDir:        wd,
-		Debugf:         log.Debugf,
+		Token:              token,
+		Host:               g.Host,
+		AppID:              g.AppID,
+		App:                g.App,
+		Env:                g.Env,
+		Path:               g.Path,
+		AllPaths:           g.Path == "",
+		Tags:               g.Tags,
+		References:         g.References,
+		CAFile:             g.CAFile,
+		InsecureSkipVerify: !g.VerifySSL,
+		UserAgent:          "phase-shim/" + version,
+		GenerateLeases:     g.GenerateLeases,
+		LeaseTTL:           g.LeaseTTL,
+		WorkDir:            wd,
+		Debugf:             log.Debugf,
 	}
 	// Test-only retry knobs (not flags, not documented for users): the
 	// fleet benchmark's no-retry baseline and fast fault tests.

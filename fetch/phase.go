@@ -38,10 +38,11 @@ type PhaseOptions struct {
 	Tags       []string
 	References string // RefStrict (default when empty), RefLenient, RefRaw
 	CAFile     string // extra PEM roots
-	// VerifySSL must be true for certificate checks; the zero value turns
-	// them off (the CLI defaults the flag to true).
-	VerifySSL bool
-	UserAgent string // full header value, e.g. "phase-shim/1.2.3"
+	// InsecureSkipVerify turns certificate checks off (--verify-ssl=false,
+	// development only). The zero value verifies, so a caller that forgets
+	// the field fails closed.
+	InsecureSkipVerify bool
+	UserAgent          string // full header value, e.g. "phase-shim/1.2.3"
 	// GenerateLeases asks for dynamic secrets, which creates a lease per
 	// dynamic secret on every call: off by default so a crash loop does not
 	// mint credentials per restart. LeaseTTL (whole seconds) is sent when > 0.
@@ -53,7 +54,7 @@ type PhaseOptions struct {
 	Debugf  func(format string, args ...any) // may be nil; never given values
 
 	// HTTPClient replaces NewHTTPClient(o) (tests, emulators). CAFile and
-	// VerifySSL are then the client's business.
+	// InsecureSkipVerify are then the client's business.
 	HTTPClient *http.Client
 	// Retry tuning; zero values pick the defaults (10s per attempt,
 	// backoff base 250ms, cap 8s). The context's deadline bounds

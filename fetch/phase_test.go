@@ -132,7 +132,7 @@ func (vs *vectorServer) requests() []*http.Request {
 func vectorOptions(url string) PhaseOptions {
 	return PhaseOptions{
 		Token: gosdkToken, Host: url, AppID: "95721375-69c6-4e1e-b0aa-8deffca4dd5a",
-		UserAgent: "phase-shim/test", VerifySSL: true, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		UserAgent: "phase-shim/test", RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
 	}
 }
 
@@ -586,7 +586,7 @@ func TestFetchPhaseNodeFixtures(t *testing.T) {
 				}
 			}))
 			defer ts.Close()
-			o := PhaseOptions{Token: tk.token, Host: ts.URL, App: "test", VerifySSL: true}
+			o := PhaseOptions{Token: tk.token, Host: ts.URL, App: "test"}
 			res, err := FetchPhase(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)

@@ -44,7 +44,7 @@ const (
 // NewHTTPClient builds the client FetchPhase uses when PhaseOptions.HTTPClient
 // is nil: roots from the system (or SSL_CERT_FILE, or the embedded fallback
 // on an image without a bundle) plus CAFile, certificate checks off only when
-// VerifySSL is false, and proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY in
+// InsecureSkipVerify is set, and proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY in
 // every case. Redirects are followed by net/http's rules, which drop the
 // Authorization header when the host changes.
 func NewHTTPClient(o PhaseOptions) (*http.Client, error) {
@@ -76,7 +76,7 @@ func NewHTTPClient(o PhaseOptions) (*http.Client, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	if !o.VerifySSL {
+	if o.InsecureSkipVerify {
 		cfg.InsecureSkipVerify = true
 	}
 	tr.TLSClientConfig = cfg

@@ -334,7 +334,7 @@ func TestNewHTTPClientTLS(t *testing.T) {
 		}
 		return err
 	}
-	if err := get(PhaseOptions{VerifySSL: true}); err == nil {
+	if err := get(PhaseOptions{}); err == nil {
 		t.Error("unknown CA accepted")
 	} else {
 		var ua x509.UnknownAuthorityError
@@ -345,11 +345,19 @@ func TestNewHTTPClientTLS(t *testing.T) {
 			t.Errorf("unknown CA classified as %+v", e)
 		}
 	}
-	if err := get(PhaseOptions{VerifySSL: true, CAFile: caPath}); err != nil {
+	// The zero value verifies: a caller that forgets the field fails
+	// closed.
+	if err := get(PhaseOptions{}); err == nil {
+		t.Error("PhaseOptions{} accepted a certificate from an unknown CA")
+	}
+	if c, _ := NewHTTPClient(PhaseOptions{}); c.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify {
+		t.Error("PhaseOptions{} skips certificate checks")
+	}
+	if err := get(PhaseOptions{CAFile: caPath}); err != nil {
 		t.Errorf("CAFile not trusted: %v", err)
 	}
-	if err := get(PhaseOptions{VerifySSL: false}); err != nil {
-		t.Errorf("VerifySSL=false still verifies: %v", err)
+	if err := get(PhaseOptions{InsecureSkipVerify: true}); err != nil {
+		t.Errorf("InsecureSkipVerify still verifies: %v", err)
 	}
 	if _, err := NewHTTPClient(PhaseOptions{CAFile: filepath.Join(t.TempDir(), "missing.pem")}); !errors.Is(err, ErrConfig) {
 		t.Errorf("missing CA file: %v", err)
@@ -359,7 +367,7 @@ func TestNewHTTPClientTLS(t *testing.T) {
 	if _, err := NewHTTPClient(PhaseOptions{CAFile: empty}); !errors.Is(err, ErrConfig) {
 		t.Errorf("CA file without certificates: %v", err)
 	}
-	c, _ := NewHTTPClient(PhaseOptions{VerifySSL: true})
+	c, _ := NewHTTPClient(PhaseOptions{})
 	tr := c.Transport.(*http.Transport)
 	if tr.Proxy == nil {
 		t.Error("proxies from the environment are not used")
@@ -367,9 +375,9 @@ func TestNewHTTPClientTLS(t *testing.T) {
 	if tr.TLSClientConfig.MinVersion != tls.VersionTLS12 || tr.TLSClientConfig.InsecureSkipVerify {
 		t.Error("TLS defaults weakened")
 	}
-	c, _ = NewHTTPClient(PhaseOptions{VerifySSL: false})
+	c, _ = NewHTTPClient(PhaseOptions{InsecureSkipVerify: true})
 	if c.Transport.(*http.Transport).Proxy == nil {
-		t.Error("VerifySSL=false dropped the proxy settings")
+		t.Error("InsecureSkipVerify dropped the proxy settings")
 	}
 }
 
@@ -410,7 +418,7 @@ func TestRootsChild(t *testing.T) {
 	}
 	switch mode {
 	case "trusts":
-		c, err := NewHTTPClient(PhaseOptions{VerifySSL: true})
+		c, err := NewHTTPClient(PhaseOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,7 +430,7 @@ func TestRootsChild(t *testing.T) {
 	case "fallback":
 		// The embedded roots are registered by the first client, not at
 		// program start (that would charge every run for parsing them).
-		c, err := NewHTTPClient(PhaseOptions{VerifySSL: true})
+		c, err := NewHTTPClient(PhaseOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
