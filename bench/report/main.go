@@ -286,7 +286,8 @@ func run(dir string, w io.Writer) error {
 	// Exec overhead from a file.
 	fmt.Fprintf(w, "### Exec overhead: N secrets from a file, then `/bin/true`\n\n")
 	fmt.Fprintf(w, "Times in ms: median (min–max, σ) of the hyperfine runs; differences and ratios are of medians. Peak RSS is the largest of the `/usr/bin/time` runs.\n\n")
-	fmt.Fprintf(w, "| N | `/bin/true` | shell pattern | phase-shim | phase-shim − true | phase-shim / shell | peak RSS true / shell / shim |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "Go floor: `bench/floor /bin/true`, a Go program that only execve's: the Go runtime's start and the execve of a multi-threaded process, which any Go wrapper pays.\n\n")
+	fmt.Fprintf(w, "| N | `/bin/true` | shell pattern | Go floor | phase-shim | phase-shim − true | phase-shim − Go floor | phase-shim / shell | peak RSS true / shell / shim |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	worstOver, allBelowShell, haveExec := 0.0, true, false
 	for _, n := range []int{10, 100, 1000} {
 		h, err := loadHF(dir, fmt.Sprintf("exec-%d", n))
@@ -306,8 +307,12 @@ func run(dir string, w io.Writer) error {
 		rt, _, _ := peakRSS(rss, fmt.Sprintf("exec-%d-true", n))
 		rsh, _, _ := peakRSS(rss, fmt.Sprintf("exec-%d-shell", n))
 		rs, _, _ := peakRSS(rss, fmt.Sprintf("exec-%d-shim", n))
-		fmt.Fprintf(w, "| %d | %s | %s | %s | **%s ms** | **%.2f×** | %s / %s / %s |\n",
-			n, cell(t), cell(sh), cell(s), ms(over), s.Median/sh.Median, mib(rt), mib(rsh), mib(rs))
+		floorCell, overFloor := "–", "–"
+		if fl, ok := h["floor"]; ok {
+			floorCell, overFloor = cell(fl), ms(s.Median-fl.Median)+" ms"
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | **%s ms** | %s | **%.2f×** | %s / %s / %s |\n",
+			n, cell(t), cell(sh), floorCell, cell(s), ms(over), overFloor, s.Median/sh.Median, mib(rt), mib(rsh), mib(rs))
 	}
 	if haveExec {
 		targets = append(targets,
@@ -322,8 +327,12 @@ func run(dir string, w io.Writer) error {
 		t, v := h["true"], h["version"]
 		rt, _, _ := peakRSS(rss, "version-true")
 		rv, _, _ := peakRSS(rss, "version-shim")
-		fmt.Fprintf(w, "\n### Start-up of `phase-shim version`\n\n| `/bin/true` | `phase-shim version` | difference | ratio | peak RSS true / version |\n|---:|---:|---:|---:|---:|\n")
-		fmt.Fprintf(w, "| %s | %s | %s ms | %.2f× | %s / %s |\n", cell(t), cell(v), ms(v.Median-t.Median), v.Median/t.Median, mib(rt), mib(rv))
+		fmt.Fprintf(w, "\n### Start-up of `phase-shim version`\n\n| `/bin/true` | empty Go program | `phase-shim version` | version − true | version − empty Go | peak RSS true / version |\n|---:|---:|---:|---:|---:|---:|\n")
+		emptyCell, overEmpty := "–", "–"
+		if e, ok := h["empty"]; ok {
+			emptyCell, overEmpty = cell(e), ms(v.Median-e.Median)+" ms"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s ms | %s | %s / %s |\n", cell(t), emptyCell, cell(v), ms(v.Median-t.Median), overEmpty, mib(rt), mib(rv))
 	}
 
 	// The Phase path.
