@@ -37,6 +37,7 @@ type Globals struct {
 	AWSSTSEndpoint                         string
 	CacheDir                               string
 	CacheMaxAge                            time.Duration
+	CacheFallbackAfter                     time.Duration
 	Timeout                                time.Duration
 
 	// Files and secret files.

@@ -108,6 +108,8 @@ func flagTable(c *CLI) []*flagSpec {
 			help: "Keep an encrypted last-known-good copy of the secrets here (off by default). Used only when Phase is unreachable and the copy is younger than --cache-max-age; readable only with the token. Not used with --generate-leases (leased credentials must not outlive their lease)."},
 		{name: "cache-max-age", env: "PHASE_SHIM_CACHE_MAX_AGE", kind: kindDuration, def: "24h", placeholder: "D", group: "phase", dur: &g.CacheMaxAge,
 			help: "Oldest cached copy --cache-dir may use."},
+		{name: "cache-fallback-after", env: "PHASE_SHIM_CACHE_FALLBACK_AFTER", kind: kindDuration, def: "5s", placeholder: "D", group: "phase", dur: &g.CacheFallbackAfter,
+			help: "With a cached copy younger than --cache-max-age: wait at most this long (and never past --timeout) for Phase, then start from the copy. Without a usable copy the whole --timeout applies. 0: wait the whole --timeout."},
 		{name: "timeout", env: "PHASE_SHIM_TIMEOUT", kind: kindDuration, def: "30s", placeholder: "D", group: "phase", dur: &g.Timeout,
 			help: "Deadline for gathering all secrets, retries included."},
 

@@ -15,7 +15,7 @@ import (
 // last-known-good cache when --cache-dir is set.
 func fetchPhase(ctx context.Context, g *Globals, token string, useCache bool, log *logger) (*phaseInfo, []fetch.Secret, error) {
 	o := phaseOptions(g, token, log)
-	cache := fetch.Cache{Dir: g.CacheDir, MaxAge: g.CacheMaxAge}
+	cache := fetch.Cache{Dir: g.CacheDir, MaxAge: g.CacheMaxAge, FallbackAfter: g.CacheFallbackAfter}
 	if !useCache && cache.Dir != "" {
 		log.Debug("--cache-dir is not used with an AWS IAM login")
 		cache.Dir = ""

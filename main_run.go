@@ -74,6 +74,9 @@ func gather(cli *CLI, log *logger) (p *plan, err error) {
 	if g.CacheDir != "" && g.CacheMaxAge <= 0 {
 		return p, usageError{errors.New("--cache-max-age must be positive")}
 	}
+	if g.CacheFallbackAfter < 0 {
+		return p, usageError{errors.New("--cache-fallback-after must not be negative (0 waits the whole --timeout)")}
+	}
 
 	if token != "" {
 		res, secrets, err := fetchPhase(ctx, g, token, useCache, log)

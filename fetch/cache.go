@@ -28,6 +28,12 @@ import (
 // still stand in for an unreachable Phase.
 const DefaultCacheMaxAge = 24 * time.Hour
 
+// DefaultCacheFallbackAfter is the CLI's default Cache.FallbackAfter: with
+// a fresh entry in hand, an outage should cost a start a few seconds, not
+// the whole --timeout (a fleet restarting into a rate limit otherwise
+// waited ~29 of 30 s for a cache it had all along).
+const DefaultCacheFallbackAfter = 5 * time.Second
+
 // Cache errors. They describe the cache only and are never returned by
 // FetchPhaseCached, which always returns the error of the live fetch (with a
 // note about the cache) so the exit code stays that of the outage.
@@ -51,6 +57,12 @@ var (
 type Cache struct {
 	Dir    string
 	MaxAge time.Duration // DefaultCacheMaxAge when ≤ 0
+	// FallbackAfter, when > 0, bounds the live fetch of FetchPhaseCached
+	// while an entry that looks fresh exists: after this long without a
+	// result (an outage, a rate limit) the cached copy is used instead of
+	// retrying until the caller's deadline. Without such an entry the live
+	// fetch keeps the whole deadline. ≤ 0: always the whole deadline.
+	FallbackAfter time.Duration
 
 	now func() time.Time // tests
 }
@@ -284,6 +296,12 @@ func (c Cache) Save(token string, cc CacheContext, r *PhaseResult) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
+	// The modification time is the entry's SavedAt, so that looksFresh can
+	// judge an entry by one stat before the fetch (the authenticated
+	// SavedAt still decides when the entry is read).
+	if err := os.Chtimes(tmp, e.SavedAt, e.SavedAt); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
 	if err := os.Rename(tmp, c.path(id)); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -487,27 +505,63 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 		}
 	}
 	o.WorkDir = "" // already looked for
-	live, cancel := liveContext(ctx, c.has(o.Token, cc))
-	defer cancel()
-	res, err := FetchPhase(live, o)
-	if err == nil && cfg != nil {
-		res.ConfigFile = cfg.File
+
+	have := c.has(o.Token, cc)
+	var cutoff time.Duration
+	if have && c.FallbackAfter > 0 && c.looksFresh(o.Token, cc) {
+		cutoff = c.FallbackAfter
+		if o.Debugf != nil {
+			o.Debugf("phase: a cached copy younger than %s exists: live fetch for at most %s", c.maxAge(), cutoff)
+		}
 	}
-	switch {
-	case err == nil:
-		if serr := c.Save(o.Token, cc, res); serr != nil {
-			res.Warnings = append(res.Warnings, "could not update the secrets cache: "+serr.Error())
+	live := func(cutoff time.Duration) (res *PhaseResult, cutOff bool, err error) {
+		lctx, cancel, byCutoff := liveContext(ctx, have, cutoff)
+		defer cancel()
+		res, err = FetchPhase(lctx, o)
+		if err == nil && cfg != nil {
+			res.ConfigFile = cfg.File
 		}
-		return res, nil
-	case serverDenied(err):
-		if derr := c.Delete(o.Token, cc); derr != nil {
-			return nil, fmt.Errorf("%w (and the cached secrets could not be removed: %v)", err, derr)
+		cutOff = byCutoff && lctx.Err() != nil && ctx.Err() == nil
+		return res, cutOff, err
+	}
+	// settle handles every outcome but an outage; done is false for an
+	// outage.
+	settle := func(res *PhaseResult, err error) (_ *PhaseResult, done bool, _ error) {
+		switch {
+		case err == nil:
+			if serr := c.Save(o.Token, cc, res); serr != nil {
+				res.Warnings = append(res.Warnings, "could not update the secrets cache: "+serr.Error())
+			}
+			return res, true, nil
+		case serverDenied(err):
+			if derr := c.Delete(o.Token, cc); derr != nil {
+				return nil, true, fmt.Errorf("%w (and the cached secrets could not be removed: %v)", err, derr)
+			}
+			return nil, true, err
+		case !errors.Is(err, ErrUnavailable):
+			return nil, true, err
 		}
-		return nil, err
-	case !errors.Is(err, ErrUnavailable):
-		return nil, err
+		return nil, false, err
+	}
+
+	res, cutOff, err := live(cutoff)
+	if res, done, err := settle(res, err); done {
+		return res, err
 	}
 	cached, age, lerr := c.Load(o.Token, cc)
+	if lerr != nil && cutoff > 0 && ctx.Err() == nil {
+		// The entry looked fresh by its mtime but cannot be used (older
+		// than it looked, or damaged): the live fetch was cut short for
+		// nothing. It gets the rest of the deadline, as without a cache.
+		// The file is not read again: one decryption per start.
+		if o.Debugf != nil {
+			o.Debugf("phase: the cached copy cannot be used (%v): live fetch until the deadline", lerr)
+		}
+		res, cutOff, err = live(0)
+		if res, done, err := settle(res, err); done {
+			return res, err
+		}
+	}
 	switch {
 	case lerr == nil:
 	case errors.Is(lerr, ErrCacheMiss):
@@ -518,32 +572,69 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 		return nil, fmt.Errorf("%w (the cached secrets cannot be used: %v)", err, lerr)
 	}
 	cached.Attempts = int(attempts.Load())
+	why := ""
+	if cutOff {
+		why = fmt.Sprintf(" (no live answer within %s)", cutoff)
+	}
 	cached.Warnings = append(cached.Warnings, fmt.Sprintf(
-		"using the cached secrets saved %s ago: %v", roundAge(age), err))
+		"using the cached secrets saved %s ago%s: %v", roundAge(age), why, err))
 	return cached, nil
 }
 
-// liveContext is the context of the live fetch. With a cache file to fall
-// back on, the fetch must give up a little before the caller's deadline, or
-// the cached start would land after it: a twentieth of the time left, at
-// most a second (a cache read takes milliseconds; the rest is headroom for
-// a machine busy starting a whole fleet).
-func liveContext(ctx context.Context, haveCache bool) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if !haveCache || !ok {
-		return context.WithCancel(ctx)
+// liveContext is the context of the live fetch.
+//
+// cutoff > 0 (a fresh-looking cache entry and Cache.FallbackAfter) ends it
+// that long from now, so that an outage falls back to the cache within
+// seconds instead of retrying until the caller's deadline.
+//
+// haveCache (a cache file exists) ends it a little before the caller's
+// deadline, or the cached start would land after it: a twentieth of the
+// time left, at most a second (a cache read takes milliseconds; the rest
+// is headroom for a machine busy starting a whole fleet). With a cutoff this
+// still matters when the deadline is the nearer of the two (--timeout 3s),
+// and when the entry turns out unusable and the fetch resumes until the
+// deadline. byCutoff says the cutoff is what ends it.
+func liveContext(ctx context.Context, haveCache bool, cutoff time.Duration) (_ context.Context, _ context.CancelFunc, byCutoff bool) {
+	now := time.Now()
+	var end time.Time
+	if dl, ok := ctx.Deadline(); ok && haveCache {
+		if reserve := min(dl.Sub(now)/20, time.Second); reserve > 0 {
+			end = dl.Add(-reserve)
+		}
 	}
-	reserve := min(time.Until(dl)/20, time.Second)
-	if reserve <= 0 {
-		return context.WithCancel(ctx)
+	if cutoff > 0 {
+		if c := now.Add(cutoff); end.IsZero() || c.Before(end) {
+			end, byCutoff = c, true
+		}
 	}
-	return context.WithDeadline(ctx, dl.Add(-reserve))
+	if end.IsZero() {
+		lctx, cancel := context.WithCancel(ctx)
+		return lctx, cancel, false
+	}
+	lctx, cancel := context.WithDeadline(ctx, end)
+	return lctx, cancel, byCutoff
 }
 
 // has says whether a cache file exists for (token, cc), without reading it.
 func (c Cache) has(token string, cc CacheContext) bool {
 	_, err := os.Stat(c.path(fileID(token, cc)))
 	return err == nil
+}
+
+// looksFresh says, from one lstat, whether the entry for (token, cc) is
+// worth cutting the live fetch short for: a regular file of sane size whose
+// modification time (Save sets it to the entry's SavedAt) is within MaxAge.
+// Nothing is decrypted before the fetch, so a start that reaches Phase pays
+// no more than the stat. Whoever can write Dir can fake the time; then
+// FetchPhaseCached finds the entry unusable and resumes the live fetch, so
+// the cost is a restarted fetch, never a stale start.
+func (c Cache) looksFresh(token string, cc CacheContext) bool {
+	fi, err := os.Lstat(c.path(fileID(token, cc)))
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxCacheFile {
+		return false
+	}
+	age := c.clock().Sub(fi.ModTime())
+	return age >= -time.Minute && age <= c.maxAge()
 }
 
 type countingTransport struct {

@@ -885,3 +885,146 @@ func TestCacheHostileEntries(t *testing.T) {
 		t.Errorf("after save: %v, %v", fi.Mode(), err)
 	}
 }
+
+// With Cache.FallbackAfter, an outage with a fresh cache entry falls back
+// to it once the cutoff passes instead of retrying until the caller's far
+// deadline; without a usable entry the live fetch keeps the whole deadline.
+// Behaviour, not timing: the caller's deadline is minutes away (it only
+// stops a hang), and a server that answers after a delay longer than the
+// cutoff shows which path ran — the cached copy with a fresh entry, the
+// live answer without one.
+func TestFetchPhaseCachedFallbackAfter(t *testing.T) {
+	const cutoff = 100 * time.Millisecond
+	const slow = 700 * time.Millisecond // > cutoff, well under the cap
+	type server int
+	const (
+		refused server = iota // nothing listens
+		silent                // accepts, never answers
+		slowOK                // answers after slow
+	)
+	type entry int
+	const (
+		none       entry = iota
+		fresh            // saved now
+		oldMtime         // saved 2 h ago (MaxAge 1 h), mtime says so too
+		touchedOld       // saved 2 h ago, mtime touched to now
+	)
+	for _, tc := range []struct {
+		name      string
+		srv       server
+		entry     entry
+		wantCache bool // else: wantLive when the server answers, an error when not
+		wantLive  bool
+	}{
+		{name: "refused, fresh cache", srv: refused, entry: fresh, wantCache: true},
+		{name: "never answers, fresh cache", srv: silent, entry: fresh, wantCache: true},
+		{name: "slow, fresh cache: cut off, cached", srv: slowOK, entry: fresh, wantCache: true},
+		{name: "slow, no cache: the whole deadline, live", srv: slowOK, entry: none, wantLive: true},
+		{name: "slow, stale cache: the whole deadline, live", srv: slowOK, entry: oldMtime, wantLive: true},
+		// A faked mtime cuts the fetch short, the entry fails to load, the
+		// fetch resumes: a restarted fetch, never a stale start.
+		{name: "slow, stale cache with a fresh mtime: resumed, live", srv: slowOK, entry: touchedOld, wantLive: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := phasetest.New(phasetest.DemoFixture())
+			t.Cleanup(s.Close)
+			tok := s.Token("shop", "service_v2")
+			o := PhaseOptions{Token: tok, Host: s.URL(), App: "shop", Env: "Production", Path: "/",
+				RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond} // no attempt cap: the deadline bounds retries
+			switch tc.srv {
+			case refused:
+				o.Host = closedPort(t)
+			case silent:
+				s.SetLatency(time.Hour, 0)
+			case slowOK:
+				s.SetLatency(slow, 0)
+			}
+			c := testCache(t)
+			c.FallbackAfter = cutoff
+			cc := CacheContextOf(o)
+			if tc.entry != none {
+				saver := c
+				if tc.entry != fresh {
+					saver.now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
+				}
+				if err := saver.Save(tok, cc, sampleResult()); err != nil {
+					t.Fatal(err)
+				}
+				if tc.entry == touchedOld {
+					now := time.Now()
+					if err := os.Chtimes(c.path(fileID(tok, cc)), now, now); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			dt := &deadlineTransport{base: http.DefaultTransport}
+			o.HTTPClient = &http.Client{Transport: dt}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			got, err := FetchPhaseCached(ctx, o, c)
+			after := time.Now()
+			switch {
+			case tc.wantCache:
+				if err != nil || !got.FromCache {
+					t.Fatalf("want the cached copy, got %v", err)
+				}
+				if d := diffSecrets(got.Secrets, sampleResult().Secrets); d != "" {
+					t.Error(d)
+				}
+				if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "no live answer within 100ms") {
+					t.Errorf("warnings %q", got.Warnings)
+				}
+				// Every attempt was bounded by the cutoff, not by the
+				// caller's deadline (a comparison of deadlines, not a
+				// measurement: each is "now + cutoff" taken before after).
+				for _, dl := range dt.deadlines {
+					if dl.After(after.Add(cutoff)) {
+						t.Errorf("an attempt had a deadline %s past the cutoff", dl.Sub(after.Add(cutoff)))
+					}
+				}
+			case tc.wantLive:
+				if err != nil || got.FromCache {
+					t.Fatalf("want the live answer, got FromCache %v, %v", got != nil && got.FromCache, err)
+				}
+				// The live answer refreshed the entry.
+				if _, _, err := c.Load(tok, cc); err != nil {
+					t.Errorf("after a live fetch: %v", err)
+				}
+			}
+			if tc.srv == refused && len(dt.deadlines) < 2 {
+				// Refusals are retried until the cutoff, not given up on.
+				t.Errorf("%d attempts, want retries until the cutoff", len(dt.deadlines))
+			}
+		})
+	}
+}
+
+// Save stamps the file with the entry's SavedAt, which looksFresh reads.
+func TestCacheMtimeIsSavedAt(t *testing.T) {
+	c := testCache(t)
+	saved := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return saved }
+	if err := c.Save(cacheTokenA, ctxProd, sampleResult()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(c.path(fileID(cacheTokenA, ctxProd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(saved) {
+		t.Errorf("mtime %s, want %s", fi.ModTime().UTC(), saved)
+	}
+	for _, tc := range []struct {
+		after time.Duration
+		want  bool
+	}{{0, true}, {59 * time.Minute, true}, {61 * time.Minute, false}, {-30 * time.Second, true}, {-2 * time.Minute, false}} {
+		c.now = func() time.Time { return saved.Add(tc.after) }
+		if got := c.looksFresh(cacheTokenA, ctxProd); got != tc.want {
+			t.Errorf("%s after saving: looksFresh %v, want %v", tc.after, got, tc.want)
+		}
+	}
+	if (Cache{Dir: c.Dir}).looksFresh(cacheTokenB, ctxProd) {
+		t.Error("another token's entry looks fresh")
+	}
+}

@@ -426,8 +426,9 @@ func checkRunStart(t errorReporter, r shimRun, wantCode int, wantStart bool, fs 
 }
 
 // TestFaultsCache covers the cache rows: an outage with a fresh cache
-// starts, with a stale one exits 69, and a rejected token with a cache
-// present exits 77 and removes it.
+// starts (within --cache-fallback-after, not the whole --timeout), with a
+// stale one exits 69, and a rejected token with a cache present exits 77
+// and removes it.
 func TestFaultsCache(t *testing.T) {
 	bin := shimBinary(t)
 	if out, _ := exec.Command(bin, "--help").CombinedOutput(); !strings.Contains(string(out), "--cache-dir") {
@@ -488,6 +489,66 @@ func TestFaultsCache(t *testing.T) {
 		if _, err := os.Stat(file); err != nil {
 			t.Errorf("a stale cache was removed by an outage: %v", err)
 		}
+	})
+	// --cache-fallback-after: with a fresh cache an outage costs seconds,
+	// not the whole --timeout. The --timeout is 2 minutes and run kills
+	// phase-shim after 60 s, so a start that waits for the deadline fails
+	// the row (exit -1) instead of passing slowly; nothing else is timed.
+	t.Run("refused connection with a fresh cache starts from it before --timeout", func(t *testing.T) {
+		t.Parallel()
+		fs, c, cache, _ := setup(t)
+		c.host, c.timeout = closedPort(t), "2m"
+		cc := CacheContextOf(PhaseOptions{Host: c.host, App: "shop", Env: "Production", Path: "/", References: RefStrict})
+		if err := cache.Save(c.token, cc, sampleFromServer(t, fs)); err != nil {
+			t.Fatal(err)
+		}
+		r := c.run(t) // the default --cache-fallback-after, 5s
+		checkRun(t, r, 0, fs, c.token)
+		if !strings.Contains(r.stderr, "no live answer within 5s") {
+			t.Errorf("stderr does not say the cache replaced a live answer after 5s:\n%s", fs.shown(r.stderr, c.token))
+		}
+	})
+	t.Run("server that never answers with a fresh cache starts from it before --timeout", func(t *testing.T) {
+		t.Parallel()
+		fs, c, _, _ := setup(t)
+		checkRun(t, c.run(t), 0, fs, c.token)
+		fs.SetLatency(time.Hour, 0)
+		c.timeout = "2m"
+		c.env = append(c.env, "PHASE_SHIM_CACHE_FALLBACK_AFTER=1s")
+		r := c.run(t)
+		checkRun(t, r, 0, fs, c.token)
+		if !strings.Contains(r.stderr, "no live answer within 1s") {
+			t.Errorf("stderr does not say the cache replaced a live answer after 1s:\n%s", fs.shown(r.stderr, c.token))
+		}
+	})
+	// A server that answers after 2 s, with --cache-fallback-after 500ms:
+	// with a fresh cache the start uses it, without one it waits for the
+	// live answer (the whole --timeout is still there).
+	t.Run("slow server with a fresh cache: cached; without: live", func(t *testing.T) {
+		t.Parallel()
+		fs, c, _, file := setup(t)
+		c.timeout = "30s"
+		c.args = append(c.args, "--cache-fallback-after", "500ms")
+		fs.SetLatency(2*time.Second, 0)
+		r := c.run(t) // no cache yet
+		checkRun(t, r, 0, fs, c.token)
+		if strings.Contains(r.stderr, "cached secrets") {
+			t.Errorf("a start without a cache used one:\n%s", fs.shown(r.stderr, c.token))
+		}
+		if _, err := os.Stat(file); err != nil {
+			t.Fatalf("the live start wrote no cache: %v", err)
+		}
+		r = c.run(t)
+		checkRun(t, r, 0, fs, c.token)
+		if !strings.Contains(r.stderr, "no live answer within 500ms") {
+			t.Errorf("a slow server with a fresh cache did not fall back:\n%s", fs.shown(r.stderr, c.token))
+		}
+	})
+	t.Run("negative --cache-fallback-after is a usage error", func(t *testing.T) {
+		t.Parallel()
+		fs, c, _, _ := setup(t)
+		c.args = append(c.args, "--cache-fallback-after", "-1s")
+		checkRun(t, c.run(t), 64, fs, c.token)
 	})
 	t.Run("rejected token with a cache exits 77 and removes it", func(t *testing.T) {
 		t.Parallel()
