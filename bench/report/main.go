@@ -288,6 +288,7 @@ func run(dir string, w io.Writer) error {
 	fmt.Fprintf(w, "Times in ms: median (min–max, σ) of the hyperfine runs; differences and ratios are of medians. Peak RSS is the largest of the `/usr/bin/time` runs.\n\n")
 	fmt.Fprintf(w, "Go floor: `bench/floor /bin/true`, a Go program that only execve's: the Go runtime's start and the execve of a multi-threaded process, which any Go wrapper pays.\n\n")
 	fmt.Fprintf(w, "| N | `/bin/true` | shell pattern | Go floor | phase-shim | phase-shim − true | phase-shim − Go floor | phase-shim / shell | peak RSS true / shell / shim |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var envRows []string
 	worstOver, allBelowShell, haveExec := 0.0, true, false
 	for _, n := range []int{10, 100, 1000} {
 		h, err := loadHF(dir, fmt.Sprintf("exec-%d", n))
@@ -313,6 +314,18 @@ func run(dir string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | **%s ms** | %s | **%.2f×** | %s / %s / %s |\n",
 			n, cell(t), cell(sh), floorCell, cell(s), ms(over), overFloor, s.Median/sh.Median, mib(rt), mib(rsh), mib(rs))
+		if he, err := loadHF(dir, fmt.Sprintf("exec-%d-env", n)); err != nil {
+			return err
+		} else if he != nil {
+			te, fe := he["true"], he["floor"]
+			envRows = append(envRows, fmt.Sprintf("| %d | %s | %s ms | %s | %s ms | %s ms | %s ms |",
+				n, cell(te), ms(te.Median-t.Median), cell(fe), ms(s.Median-te.Median), ms(s.Median-fe.Median), ms(fe.Median-te.Median)))
+		}
+	}
+	if len(envRows) > 0 {
+		fmt.Fprintf(w, "\nThe command itself starting with N more variables costs time whoever puts them there (the shell pattern too). "+
+			"Here `/bin/true` and the Go floor already have the same N variables in their environment (same run, ms):\n\n")
+		fmt.Fprintf(w, "| N | `/bin/true` with the N variables | of which the variables | Go floor with the N variables | phase-shim − that `/bin/true` | phase-shim − that floor | Go floor − that `/bin/true` |\n|---:|---:|---:|---:|---:|---:|---:|\n%s\n", strings.Join(envRows, "\n"))
 	}
 	if haveExec {
 		targets = append(targets,
