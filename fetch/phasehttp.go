@@ -48,7 +48,11 @@ const (
 // every case. Redirects are followed by net/http's rules, which drop the
 // Authorization header when the host changes.
 func NewHTTPClient(o PhaseOptions) (*http.Client, error) {
-	UseFallbackRoots()
+	// A plain-http host with no proxy never verifies a certificate, so it
+	// need not pay for loading any roots (local development, the emulator).
+	if !strings.HasPrefix(strings.ToLower(o.Host), "http://") || proxyConfigured() {
+		UseFallbackRoots()
+	}
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if ok {
 		tr = tr.Clone()
@@ -95,6 +99,13 @@ var fallbackOnce sync.Once
 // --env-file-only runs included). Safe to call any number of times.
 func UseFallbackRoots() {
 	fallbackOnce.Do(func() {
+		// With a system bundle Go never consults the fallback, so parsing
+		// it would be wasted; the system pool loaded here is cached by
+		// crypto/x509 and is the one the handshake verifies against anyway.
+		if sys, err := x509.SystemCertPool(); err == nil && !sys.Equal(x509.NewCertPool()) &&
+			!strings.Contains(os.Getenv("GODEBUG"), "x509usefallbackroots=1") {
+			return
+		}
 		pool := x509.NewCertPool()
 		for r := range bundle.Roots() {
 			cert, err := x509.ParseCertificate(r.Certificate)
@@ -115,6 +126,17 @@ func UseFallbackRoots() {
 		defer func() { _ = recover() }()
 		x509.SetFallbackRoots(pool)
 	})
+}
+
+// proxyConfigured reports whether http.ProxyFromEnvironment may send a
+// request through a proxy, which may be reached over HTTPS.
+func proxyConfigured() bool {
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		if os.Getenv(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // apiBase turns the configured host into the prefix the endpoint paths are
