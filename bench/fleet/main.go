@@ -11,7 +11,12 @@
 // phase-shim with retries off (PHASE_SHIM_TEST_MAX_ATTEMPTS=1: what a client
 // that does not retry gets).
 //
-//	go run ./bench/fleet -n 50,200,500 -rpm 240
+// With -sized-modes, the listed clients run a second time for every N with
+// a --timeout sized to the rate limit (-sized-timeout): at R requests a
+// minute a fleet of N needs 2N/R minutes for its 2N requests, so a fixed
+// 30 s cannot start N=500 at 240/min, whatever the client does.
+//
+//	go run ./bench/fleet -n 50,200,500 -rpm 240 -sized-modes retry,noretry
 //	go run ./bench/fleet -n 50 -rpm 240 -write=false   # print only
 //
 // Everything stays on 127.0.0.1; every process has a hard kill bound.
@@ -43,19 +48,24 @@ type config struct {
 	rpm     int
 	burst   int
 	timeout time.Duration // phase-shim --timeout
-	hard    time.Duration // SIGKILL bound per process
+	hard    time.Duration // SIGKILL bound per process; 0: --timeout + 30s
 	modes   []string
-	bin     string
-	out     string
-	write   bool
-	label   string // where the binary came from, for the report
+	// The second pass: these clients again, with a --timeout per N.
+	sizedModes []string
+	sizedArg   string
+	sized      map[int]time.Duration
+	bin        string
+	out        string
+	write      bool
+	label      string // where the binary came from, for the report
 }
 
 func main() {
 	var (
-		c     config
-		nsArg string
-		modes string
+		c          config
+		nsArg      string
+		modes      string
+		sizedModes string
 	)
 	flag.StringVar(&nsArg, "n", "50,200,500", "fleet sizes, comma-separated")
 	flag.IntVar(&c.rpm, "rpm", 240, "emulator rate limit: requests per minute (Phase Cloud: 120-240 per account)")
@@ -63,6 +73,8 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Second, "phase-shim --timeout (its default is 30s)")
 	flag.DurationVar(&c.hard, "hard", 0, "kill a process still running after this long (0: timeout + 30s)")
 	flag.StringVar(&modes, "modes", "retry,cache,noretry", "clients to run: retry, cache, noretry, deadline (retries bounded by --timeout only)")
+	flag.StringVar(&sizedModes, "sized-modes", "", "clients to run again with a --timeout sized to the rate limit (-sized-timeout); empty: no second pass")
+	flag.StringVar(&c.sizedArg, "sized-timeout", "auto", "the second pass's --timeout: auto (1.5 × 2N/R minutes, rounded up to 30 s), or one duration per -n, comma-separated")
 	flag.StringVar(&c.bin, "bin", "", "phase-shim binary to use (default: build one from this module)")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "file whose \"Fleet start\" section gets the results")
 	flag.BoolVar(&c.write, "write", true, "write the results to -out")
@@ -81,14 +93,37 @@ func main() {
 		}
 		c.modes = append(c.modes, m)
 	}
+	if sizedModes != "" {
+		for _, m := range strings.Split(sizedModes, ",") {
+			if _, ok := clientNames[m]; !ok {
+				fatalf("-sized-modes: unknown client %q", m)
+			}
+			c.sizedModes = append(c.sizedModes, m)
+		}
+	}
 	if c.rpm <= 0 {
 		fatalf("-rpm must be positive")
 	}
+	c.sized = map[int]time.Duration{}
+	if c.sizedArg == "auto" {
+		for _, n := range c.ns {
+			c.sized[n] = sizedTimeout(n, c.rpm)
+		}
+	} else {
+		parts := strings.Split(c.sizedArg, ",")
+		if len(parts) != len(c.ns) {
+			fatalf("-sized-timeout: %d durations for %d fleet sizes", len(parts), len(c.ns))
+		}
+		for i, p := range parts {
+			d, err := time.ParseDuration(strings.TrimSpace(p))
+			if err != nil || d <= 0 {
+				fatalf("-sized-timeout: %q is not a positive duration", p)
+			}
+			c.sized[c.ns[i]] = d
+		}
+	}
 	if c.burst <= 0 {
 		c.burst = c.rpm
-	}
-	if c.hard <= 0 {
-		c.hard = c.timeout + 30*time.Second
 	}
 	work, err := os.MkdirTemp("", "phase-shim-fleet-")
 	if err != nil {
@@ -111,15 +146,23 @@ func main() {
 
 	started := time.Now()
 	var results []result
+	run := func(n int, m string, timeout time.Duration) {
+		fmt.Fprintf(os.Stderr, "fleet: N=%d client=%s --timeout %s ...\n", n, m, timeout)
+		r, err := runFleet(c, n, m, timeout, work)
+		if err != nil {
+			fatalf("N=%d %s: %v", n, m, err)
+		}
+		fmt.Fprintf(os.Stderr, "fleet:   %s\n", r.line())
+		results = append(results, r)
+	}
 	for _, n := range c.ns {
 		for _, m := range c.modes {
-			fmt.Fprintf(os.Stderr, "fleet: N=%d client=%s ...\n", n, m)
-			r, err := runFleet(c, n, m, work)
-			if err != nil {
-				fatalf("N=%d %s: %v", n, m, err)
-			}
-			fmt.Fprintf(os.Stderr, "fleet:   %s\n", r.line())
-			results = append(results, r)
+			run(n, m, c.timeout)
+		}
+	}
+	for _, n := range c.ns {
+		for _, m := range c.sizedModes {
+			run(n, m, c.sized[n])
 		}
 	}
 	md := render(c, results, time.Since(started))
@@ -130,6 +173,16 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "fleet: wrote the \"Fleet start\" section of %s\n", c.out)
 	}
+}
+
+// sizedTimeout is a --timeout a fleet of n can start within at rpm
+// requests a minute: its 2n requests at the sustained rate (the initial
+// burst ignored, which only helps), plus half again for the slack of
+// backoff (a retrying process wakes up to Retry-After + 8 s after a slot
+// frees) and of spawning n processes on a busy machine, rounded up to 30 s.
+func sizedTimeout(n, rpm int) time.Duration {
+	need := time.Duration(float64(2*n) / float64(rpm) * float64(time.Minute) * 1.5)
+	return (need + 30*time.Second - 1).Truncate(30 * time.Second)
 }
 
 func fatalf(format string, a ...any) {
@@ -155,6 +208,7 @@ func build(out string) error {
 type result struct {
 	n, rpm    int
 	mode      string
+	timeout   time.Duration // phase-shim --timeout
 	started   int
 	fromCache int
 	codes     map[int]int // exit code → processes, failures only
@@ -199,13 +253,13 @@ func (r result) failures() string {
 }
 
 func (r result) line() string {
-	return fmt.Sprintf("started %d/%d (%d from cache), p50 %s p99 %s max %s, %d requests (%d answered 429), failed: %s",
-		r.started, r.n, r.fromCache, r.pct(0.5), r.pct(0.99), r.pct(1), r.requests, r.limited, r.failures())
+	return fmt.Sprintf("--timeout %s: started %d/%d (%d from cache), p50 %s p99 %s max %s, %d requests (%d answered 429), failed: %s",
+		r.timeout, r.started, r.n, r.fromCache, r.pct(0.5), r.pct(0.99), r.pct(1), r.requests, r.limited, r.failures())
 }
 
 var clientNames = map[string]string{
 	"retry":   "retries (as shipped)",
-	"cache":   "retries + warm --cache-dir",
+	"cache":   "retries + warm --cache-dir (fallback after 5 s)",
 	"noretry": "no retries",
 	// Since 3e5c5a6 the same as "retry"; kept to compare older binaries,
 	// which gave up after 8 attempts.
@@ -213,7 +267,7 @@ var clientNames = map[string]string{
 }
 
 // runFleet starts n processes at once against a fresh rate-limited emulator.
-func runFleet(c config, n int, mode, work string) (result, error) {
+func runFleet(c config, n int, mode string, timeout time.Duration, work string) (result, error) {
 	s, err := phasetest.Start("127.0.0.1:0", phasetest.DemoFixture())
 	if err != nil {
 		return result{}, err
@@ -225,7 +279,7 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 		return result{}, err
 	}
 	cacheDir := filepath.Join(dir, "cache")
-	args := []string{"--timeout", c.timeout.String(), "--app", "shop", "--env", "Production"}
+	args := []string{"--timeout", timeout.String(), "--app", "shop", "--env", "Production"}
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "PHASE_HOST=" + s.URL(), "PHASE_SERVICE_TOKEN=" + token}
 	switch mode {
 	case "cache":
@@ -255,6 +309,10 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 		fromCache bool
 		err       error
 	}
+	hard := c.hard
+	if hard <= 0 {
+		hard = timeout + 30*time.Second
+	}
 	outs := make([]outcome, n)
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
@@ -264,7 +322,7 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), c.hard)
+			ctx, cancel := context.WithTimeout(context.Background(), hard)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, c.bin, argv...)
 			cmd.Env = env
@@ -300,7 +358,7 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 	close(gate)
 	wg.Wait()
 
-	r := result{n: n, rpm: c.rpm, mode: mode, codes: map[int]int{}, wall: last.Sub(first)}
+	r := result{n: n, rpm: c.rpm, mode: mode, timeout: timeout, codes: map[int]int{}, wall: last.Sub(first)}
 	for _, o := range outs {
 		if o.err != nil {
 			return result{}, fmt.Errorf("starting phase-shim: %w", o.err)
@@ -324,22 +382,42 @@ func runFleet(c config, n int, mode, work string) (result, error) {
 // render is the markdown of the section (without its heading).
 func render(c config, rs []result, took time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s -modes %s` on %s, %d CPUs (%s, %s/%s), phase-shim: %s; the run took %s.\n\n",
-		joinInts(c.ns), c.rpm, c.timeout, strings.Join(c.modes, ","), time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(),
+	sized := ""
+	if len(c.sizedModes) > 0 {
+		sized = fmt.Sprintf(" -sized-modes %s -sized-timeout %s", strings.Join(c.sizedModes, ","), c.sizedArg)
+	}
+	fmt.Fprintf(&b, "`go run ./bench/fleet -n %s -rpm %d -timeout %s -modes %s%s` on %s, %d CPUs (%s, %s/%s), phase-shim: %s; the run took %s.\n\n",
+		joinInts(c.ns), c.rpm, c.timeout, strings.Join(c.modes, ","), sized, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(),
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, c.label, fmtDur(took))
 	fmt.Fprintf(&b, "N phase-shim processes start at the same instant against one emulator limited to %d requests/minute "+
 		"(token bucket of %d, 429 with `Retry-After` in whole seconds beyond it). Each start needs 2 requests. "+
 		"The wrapped command is `/usr/bin/true`: exit 0 means it was exec'd; time to exec is the process's lifetime. "+
-		"Percentiles are over the processes that started. Requests include the 429 answers.\n\n", c.rpm, c.burst)
-	b.WriteString("| N | client | started | from cache | p50 | p99 | max | requests (429) | did not start |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
+		"Percentiles are over the processes that started. Requests include the 429 answers.", c.rpm, c.burst)
+	if len(c.sizedModes) > 0 {
+		b.WriteString(" The second group of rows runs with a `--timeout` sized to the rate limit")
+		if c.sizedArg == "auto" {
+			b.WriteString(": 1.5 × 2N/R minutes (2N requests at R a minute, the initial burst ignored, plus half again for backoff and spawn slack), rounded up to 30 s")
+		}
+		b.WriteString(".")
+	}
+	b.WriteString("\n\n")
+	b.WriteString("| N | --timeout | client | started | from cache | p50 | p99 | max | requests (429) | did not start |\n")
+	b.WriteString("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %d | %s | %d/%d | %d | %s | %s | %s | %d (%d) | %s |\n",
-			r.n, clientNames[r.mode], r.started, r.n, r.fromCache, r.pct(0.5), r.pct(0.99), r.pct(1),
+		fmt.Fprintf(&b, "| %d | %s | %s | %d/%d | %d | %s | %s | %s | %d (%d) | %s |\n",
+			r.n, fmtTimeout(r.timeout), clientNames[r.mode], r.started, r.n, r.fromCache, r.pct(0.5), r.pct(0.99), r.pct(1),
 			r.requests, r.limited, r.failures())
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// fmtTimeout writes 150s as 2.5 min.
+func fmtTimeout(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%g s", d.Seconds())
+	}
+	return fmt.Sprintf("%g min", d.Minutes())
 }
 
 func joinInts(ns []int) string {
