@@ -521,7 +521,10 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 		if err == nil && cfg != nil {
 			res.ConfigFile = cfg.File
 		}
-		cutOff = byCutoff && lctx.Err() != nil && ctx.Err() == nil
+		// By the clock, not lctx.Err(): the fetch may notice the deadline
+		// before the context's timer fires.
+		ldl, _ := lctx.Deadline()
+		cutOff = byCutoff && !time.Now().Before(ldl) && ctx.Err() == nil
 		return res, cutOff, err
 	}
 	// settle handles every outcome but an outage; done is false for an

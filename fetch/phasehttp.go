@@ -268,6 +268,12 @@ func (c *apiClient) get(ctx context.Context, path string, headers [][2]string, w
 		wait := c.backoff(attempt, aerr.retryAfter)
 		if dl, ok := ctx.Deadline(); ok {
 			left := time.Until(dl)
+			if left <= 0 {
+				// Past the deadline before its timer has cancelled ctx:
+				// say so, rather than blame a Retry-After the server may
+				// not have sent.
+				return nil, c.giveUp(what, attempt, last, context.DeadlineExceeded)
+			}
 			if aerr.retryAfter > left {
 				// Waiting as asked would end past the deadline; coming back
 				// early would only earn another 429. Fail now.
