@@ -55,6 +55,12 @@ func awsLogin(ctx context.Context, g *Globals, log *logger) (string, error) {
 		HTTPClient:       client,
 		Debugf:           log.Debugf,
 		UserAgent:        "phase-shim/" + version,
+		// Test-only, not a flag and not in the README: the ECS relative URI
+		// always goes to the agent's link-local address, so the end-to-end
+		// script (testdata/script/aws_iam.txtar) can only drive that
+		// provider through the binary by moving it to a loopback fake.
+		// awsiam refuses any non-loopback value (78) before a request.
+		ECSHostForTests: os.Getenv("PHASE_SHIM_TEST_ECS_CREDENTIALS_HOST"),
 	})
 	if err != nil {
 		return "", err

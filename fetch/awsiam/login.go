@@ -39,6 +39,16 @@ type Options struct {
 	Getenv           func(string) string
 	Debugf           func(string, ...any) // never given a secret
 	UserAgent        string               // "" = "phase-shim"
+
+	// ECSHostForTests replaces the ECS agent's address (169.254.170.2) for
+	// the relative-URI provider. Test-only: it exists so the binary's
+	// end-to-end tests can reach a loopback fake of the agent. Only a
+	// loopback IP literal with a port (127.0.0.0/8 or [::1]) is accepted;
+	// anything else fails the login with ErrConfig before any request. An
+	// error rather than ignoring it: ignoring would fall back to the real
+	// link-local agent, the one address a test must never contact, and a
+	// value that could reach a network host is never used.
+	ECSHostForTests string
 }
 
 // Login finds AWS credentials, signs an STS GetCallerIdentity request with
@@ -74,6 +84,14 @@ func Login(ctx context.Context, o Options) (token string, provider string, err e
 	}
 
 	r := resolver{getenv: getenv, debugf: debugf, now: time.Now}
+	if o.ECSHostForTests != "" {
+		h, ok := loopbackHostPort(o.ECSHostForTests)
+		if !ok {
+			return "", "", fmt.Errorf("%w: the test-only ECS agent address %q is not a loopback IP:port (127.0.0.0/8 or [::1])", fetch.ErrConfig, printable(o.ECSHostForTests, 80))
+		}
+		r.ecsHost = h
+		debugf("aws credentials: ECS agent address overridden for tests: %s", h)
+	}
 	creds, provider, err := r.resolveCredentials(ctx)
 	if err != nil {
 		return "", "", err

@@ -25,10 +25,10 @@ const (
 	ProviderIMDS        = "ec2-instance-metadata"
 )
 
-// Endpoint addresses that only tests change. They are package variables and
-// not options so that no flag or environment variable can move the ECS host:
-// the relative URI is trusted precisely because it goes to the agent's
-// link-local address.
+// Endpoint addresses that only tests change. No flag or AWS variable can
+// move the ECS host: the relative URI is trusted precisely because it goes
+// to the agent's link-local address. The one exception,
+// Options.ECSHostForTests, accepts loopback addresses only.
 var (
 	ecsHost          = "169.254.170.2"
 	imdsEndpointIPv4 = "http://169.254.169.254"
@@ -47,6 +47,9 @@ type resolver struct {
 	getenv func(string) string
 	debugf func(string, ...any)
 	now    func() time.Time
+	// ecsHost, when set, replaces the package's ecsHost; Login sets it only
+	// from a checked loopback Options.ECSHostForTests.
+	ecsHost string
 }
 
 // resolveCredentials walks the provider chain in the AWS SDK's order. Like
@@ -178,12 +181,35 @@ func (r resolver) ecsRelative(ctx context.Context, rel string) (Credentials, err
 	if !strings.HasPrefix(rel, "/") {
 		return Credentials{}, fmt.Errorf("%w: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with \"/\"", fetch.ErrConfig)
 	}
-	u, err := url.Parse("http://" + ecsHost + rel)
-	if err != nil || u.Host != ecsHost {
+	host := ecsHost
+	if r.ecsHost != "" {
+		host = r.ecsHost
+	}
+	u, err := url.Parse("http://" + host + rel)
+	if err != nil || u.Host != host {
 		return Credentials{}, fmt.Errorf("%w: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is not a valid path", fetch.ErrConfig)
 	}
-	r.debugf("aws credentials: ECS task role from http://%s (relative URI, %d bytes)", ecsHost, len(rel))
-	return r.containerGet(ctx, "ECS credentials endpoint http://"+ecsHost, u)
+	r.debugf("aws credentials: ECS task role from http://%s (relative URI, %d bytes)", host, len(rel))
+	return r.containerGet(ctx, "ECS credentials endpoint http://"+host, u)
+}
+
+// loopbackHostPort accepts an IP literal in 127.0.0.0/8 or ::1 with a
+// numeric port and returns it in URL host form ("[::1]:8080"). Names, even
+// "localhost", are refused: a name's resolution is outside our control.
+func loopbackHostPort(s string) (string, bool) {
+	h, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", false
+	}
+	ip := net.ParseIP(h)
+	if ip == nil || !ip.IsLoopback() {
+		return "", false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", false
+	}
+	return net.JoinHostPort(ip.String(), strconv.FormatUint(n, 10)), true
 }
 
 func (r resolver) containerFull(ctx context.Context, full string) (Credentials, error) {
