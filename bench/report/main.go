@@ -252,7 +252,7 @@ func run(dir string, w io.Writer) error {
 	for _, b := range gb {
 		nproc = max(nproc, b.procs)
 	}
-	limitNs := math.NaN() // ns per X25519 spread over all cores, median
+	limitNs := math.NaN() // ns per X25519 spread over all cores, from medians
 	bestNs := math.NaN()  // the same, best run
 	fmt.Fprintf(w, "### The physical limit: X25519 on this machine\n\n")
 	fmt.Fprintf(w, "| operation | cores | ns/op (median) | spread (min–max) | ops/s |\n|---|---:|---:|---:|---:|\n")
@@ -268,20 +268,34 @@ func run(dir string, w io.Writer) error {
 				label = "`curve25519.X25519` (x/crypto: derives the public key too)"
 			}
 			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f–%.0f | %.0f |\n", label, p, m, slices.Min(b.ns), slices.Max(b.ns), 1e9/m)
-			if name == "BenchmarkECDH" && p == 1 {
-				// The brief's limit: 2·N operations spread over all cores,
-				// i.e. the single-core time divided by the core count. The
-				// all-cores run is shown as the check of that scaling.
-				limitNs, bestNs = m/float64(nproc), slices.Min(b.ns)/float64(nproc)
+			if name == "BenchmarkECDH" {
+				// The limit is 2·N operations spread over all cores: the
+				// single-core time divided by the core count, or the
+				// all-cores run's time per operation, whichever is smaller
+				// (the best this machine showed).
+				lm, lb := m, slices.Min(b.ns)
+				if p == 1 {
+					lm, lb = lm/float64(nproc), lb/float64(nproc)
+				}
+				if math.IsNaN(limitNs) || lm < limitNs {
+					limitNs = lm
+				}
+				if math.IsNaN(bestNs) || lb < bestNs {
+					bestNs = lb
+				}
 			}
 			if p == 1 && nproc == 1 {
 				break
 			}
 		}
 	}
+	singleNs := math.NaN() // one operation on one core, median
+	if b := gb["BenchmarkECDH@1"]; b != nil {
+		singleNs = median(b.ns)
+	}
 	limit := func(n int) float64 { return 2 * float64(n) * limitNs / 1e9 } // seconds
 	bestLimit := func(n int) float64 { return 2 * float64(n) * bestNs / 1e9 }
-	fmt.Fprintf(w, "\nDecryption limit for N secrets = 2·N scalar multiplications spread over all %d cores = 2·N × (single-core time / %d) = 2·N × %.0f ns (median; best run: 2·N × %.0f ns).\n\n", nproc, nproc, limitNs, bestNs)
+	fmt.Fprintf(w, "\nDecryption limit for N secrets = 2·N scalar multiplications spread over all %d cores: 2·N × the smaller of (single-core time / %d) and the all-cores time per operation = 2·N × %.0f ns (medians; from the best runs: 2·N × %.0f ns).\n\n", nproc, nproc, limitNs, bestNs)
 
 	// Exec overhead from a file.
 	fmt.Fprintf(w, "### Exec overhead: N secrets from a file, then `/bin/true`\n\n")
@@ -445,7 +459,7 @@ func run(dir string, w io.Writer) error {
 		if len(b.bytes) > 0 {
 			by, al = fmt.Sprintf("%.0f", median(b.bytes)), fmt.Sprintf("%.0f", median(b.allocs))
 		}
-		fmt.Fprintf(w, "| `%s` | %d | %.0f | %.0f–%.0f | %s | %s | %.2f |\n", strings.TrimPrefix(b.name, "Benchmark"), b.procs, m, slices.Min(b.ns), slices.Max(b.ns), by, al, m/(limitNs*float64(nproc)))
+		fmt.Fprintf(w, "| `%s` | %d | %.0f | %.0f–%.0f | %s | %s | %.2f |\n", strings.TrimPrefix(b.name, "Benchmark"), b.procs, m, slices.Min(b.ns), slices.Max(b.ns), by, al, m/singleNs)
 	}
 
 	// Binary.
