@@ -470,7 +470,10 @@ func FetchPhaseCached(ctx context.Context, o PhaseOptions, c Cache) (*PhaseResul
 	if o.HTTPClient == nil {
 		hc, err := NewHTTPClient(o)
 		if err != nil {
-			return nil, err
+			// A local mistake (say, a bad --ca-file): FetchPhase reports
+			// it in its own order (a malformed token first), as without a
+			// cache; the cache is neither used nor touched.
+			return FetchPhase(ctx, o)
 		}
 		o.HTTPClient = hc
 	}
@@ -618,9 +621,10 @@ func liveContext(ctx context.Context, haveCache bool, cutoff time.Duration) (_ c
 	return lctx, cancel, byCutoff
 }
 
-// has says whether a cache file exists for (token, cc), without reading it.
+// has says whether a cache file exists for (token, cc), without reading it
+// or following a symlink (Load refuses one anyway).
 func (c Cache) has(token string, cc CacheContext) bool {
-	_, err := os.Stat(c.path(fileID(token, cc)))
+	_, err := os.Lstat(c.path(fileID(token, cc)))
 	return err == nil
 }
 

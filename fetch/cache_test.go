@@ -614,6 +614,19 @@ func TestFetchPhaseCachedLocalErrorsKeep(t *testing.T) {
 			t.Error("a key share that does not open removed the cache")
 		}
 	})
+	t.Run("malformed token and a bad CA file, as without a cache", func(t *testing.T) {
+		o := PhaseOptions{Token: "not-a-token", Host: "https://127.0.0.1:1", App: "shop",
+			CAFile: filepath.Join(t.TempDir(), "missing.pem")}
+		_, plain := FetchPhase(context.Background(), o)
+		dir := t.TempDir()
+		_, cached := FetchPhaseCached(context.Background(), o, Cache{Dir: dir})
+		if !errors.Is(plain, ErrAuth) || !errors.Is(cached, ErrAuth) {
+			t.Fatalf("got %v without a cache and %v with one, want ErrAuth for both", plain, cached)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("the cache dir holds %d entries after a local error", len(ents))
+		}
+	})
 }
 
 func writeFile(t *testing.T, path, content string) {
