@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/phase-shim/phase-shim/internal/secretdiff"
 )
 
 // TestMain turns the test binary into the commands the scripts run: the real
@@ -283,12 +285,7 @@ func describeDiff(got, want string) string {
 	if gn != wn {
 		return fmt.Sprintf("got name %q, want %q", gn, wn)
 	}
-	gv, wv := got[len(gn)+1:], want[len(wn)+1:]
-	i := 0
-	for i < len(gv) && i < len(wv) && gv[i] == wv[i] {
-		i++
-	}
-	return fmt.Sprintf("%s: got %d bytes, want %d bytes, first difference at byte %d", gn, len(gv), len(wv), i)
+	return gn + ": " + secretdiff.Describe(got[len(gn)+1:], want[len(wn)+1:])
 }
 
 // bigvalue KEY N FILE.env [WANT.json] writes a dotenv file holding KEY with a

@@ -5,24 +5,17 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/phase-shim/phase-shim/internal/secretdiff"
 )
 
 // sameValue compares a secret without ever printing it: only the key, the
 // lengths and the offset of the first difference reach the failure message.
 func sameValue(t *testing.T, key string, got, want []byte) {
 	t.Helper()
-	if string(got) == string(want) {
-		return
+	if d := secretdiff.Describe(string(got), string(want)); d != "" {
+		t.Errorf("%s: %s", key, d)
 	}
-	n := min(len(got), len(want))
-	at := n
-	for i := range n {
-		if got[i] != want[i] {
-			at = i
-			break
-		}
-	}
-	t.Errorf("%s: got %d bytes, want %d bytes, first difference at byte %d", key, len(got), len(want), at)
 }
 
 // noValueIn fails when an error message holds any of the secret values.

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/phase-shim/phase-shim/internal/secretdiff"
 )
 
 // fileSecretView is what a test failure may show of a secret: never the value.
@@ -38,20 +40,9 @@ func checkFileSecrets(t *testing.T, got, want []Secret) {
 	}
 	for i := range want {
 		if got[i].Value != want[i].Value {
-			t.Errorf("%q: got %d bytes, want %d bytes, first difference at byte %d",
-				want[i].Key, len(got[i].Value), len(want[i].Value), firstDiff(got[i].Value, want[i].Value))
+			t.Errorf("%q: %s", want[i].Key, secretdiff.Describe(got[i].Value, want[i].Value))
 		}
 	}
-}
-
-func firstDiff(a, b string) int {
-	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
 }
 
 func pairs(source string, kv ...string) []Secret {

@@ -18,6 +18,7 @@ import (
 
 	shimexec "github.com/phase-shim/phase-shim/exec"
 	"github.com/phase-shim/phase-shim/fetch"
+	"github.com/phase-shim/phase-shim/internal/secretdiff"
 )
 
 func vars(kv ...string) []shimexec.Var {
@@ -74,20 +75,9 @@ func checkVars(t *testing.T, got, want []shimexec.Var) {
 	}
 	for i := range want {
 		if got[i].Value != want[i].Value {
-			t.Errorf("%q: got %d bytes, want %d bytes, first difference at byte %d",
-				want[i].Name, len(got[i].Value), len(want[i].Value), firstDiff(got[i].Value, want[i].Value))
+			t.Errorf("%q: %s", want[i].Name, secretdiff.Describe(got[i].Value, want[i].Value))
 		}
 	}
-}
-
-func firstDiff(a, b string) int {
-	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
 }
 
 func fromSecrets(s []fetch.Secret) []shimexec.Var {
